@@ -1,0 +1,62 @@
+//! python_speech_features 0.6 `mfcc`, step for step:
+//! pre-emphasis → framing (round-half-up lengths, last frame zero-padded) → window →
+//! `|rfft(frame, nfft)|² / nfft` (frames longer than nfft are truncated, as numpy does) →
+//! HTK filterbank on integer bins → zeros replaced by machine epsilon → natural log →
+//! orthonormal DCT-II → lifter → c0 := log frame energy.
+
+use super::{FrameGeometry, Mfcc};
+
+/// `numpy.finfo(float).eps`, psf's floor for zero energies.
+const EPS: f64 = f64::EPSILON;
+
+pub(super) fn frame_count(len: usize, g: FrameGeometry) -> usize {
+    if len <= g.win {
+        1
+    } else {
+        1 + (len - g.win).div_ceil(g.step)
+    }
+}
+
+pub(super) fn compute(m: &mut Mfcc, samples: &[f32]) -> Vec<f32> {
+    let g = m.geometry;
+    let frames = frame_count(samples.len(), g);
+    let used = g.win.min(g.nfft);
+    let preemph = m.preemph;
+    // Pre-emphasised sample i, computed on the fly: y[0] = x[0], y[i] = x[i] - a x[i-1].
+    let emphasised = |i: usize| -> f64 {
+        match i {
+            0 => samples[0] as f64,
+            i if i < samples.len() => samples[i] as f64 - preemph * samples[i - 1] as f64,
+            _ => 0.0, // zero padding after the end
+        }
+    };
+    let nfilt = m.bank.len();
+    let mut out = Vec::with_capacity(frames * m.numcep);
+    let mut log_mel = vec![0.0; nfilt];
+    for f in 0..frames {
+        let start = f * g.step;
+        let frame = &mut m.scratch.frame;
+        for (i, (slot, w)) in frame.iter_mut().zip(&m.window[..used]).enumerate() {
+            *slot = emphasised(start + i) * w;
+        }
+        frame[used..].fill(0.0);
+        m.power_spectrum();
+        let scale = 1.0 / g.nfft as f64;
+        let s = &mut m.scratch;
+        let mut energy = 0.0;
+        for p in s.power.iter_mut() {
+            *p *= scale;
+            energy += *p;
+        }
+        m.bank.apply(&s.power, &mut s.mel);
+        for (l, &e) in log_mel.iter_mut().zip(&s.mel) {
+            *l = if e == 0.0 { EPS } else { e }.ln();
+        }
+        let row_start = out.len();
+        m.cepstrum(&log_mel, &mut out);
+        if m.append_energy {
+            out[row_start] = if energy == 0.0 { EPS } else { energy }.ln() as f32;
+        }
+    }
+    out
+}
