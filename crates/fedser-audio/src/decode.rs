@@ -1,0 +1,252 @@
+//! Decoding of audio files to mono f32 samples in [-1, 1] plus the sample rate.
+//!
+//! WAV goes through `hound` when it can (PCM 8/16/24/32-bit, float 32, extensible); everything
+//! else — float 64 WAV, A-law/µ-law, odd chunk layouts, FLAC, OGG Vorbis, MP3 — through
+//! `symphonia`. Integer PCM is scaled by 2^(bits−1) (int16 / 32768, the librosa and fedser
+//! convention); float PCM passes through unchanged. Channels are averaged to mono.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+
+/// Decoded mono audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    /// Mono samples (integer PCM maps to [-1, 1)).
+    pub samples: Vec<f32>,
+    /// Samples per second.
+    pub sample_rate: u32,
+}
+
+impl Audio {
+    /// Duration in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+/// Lowest and highest sample rates accepted (anything outside is a corrupt header).
+pub const RATE_RANGE: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+/// Most channels accepted.
+pub const MAX_CHANNELS: usize = 64;
+
+/// Why a recording could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the file is empty (0 bytes)")]
+    EmptyFile,
+    #[error("not a recognised audio format ({0})")]
+    UnknownFormat(String),
+    #[error("corrupt or unsupported audio: {0}")]
+    Corrupt(String),
+    #[error("the recording holds no samples")]
+    NoSamples,
+    #[error("absurd sample rate {0} Hz (accepted: 1000..=768000)")]
+    BadRate(u64),
+    #[error("absurd channel count {0} (accepted: 1..=64)")]
+    BadChannels(usize),
+    #[error("sample {index} is not a finite number ({value})")]
+    NonFinite { index: usize, value: f32 },
+}
+
+/// A decoding failure with the file it happened to.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Decode { path: PathBuf, source: DecodeError },
+}
+
+/// Reads and decodes an audio file.
+pub fn decode_file(path: &Path) -> Result<Audio, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    decode_bytes(bytes).map_err(|source| LoadError::Decode {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Decodes an in-memory audio file; the format is recognised from its content.
+pub fn decode_bytes(bytes: Vec<u8>) -> Result<Audio, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::EmptyFile);
+    }
+    let is_riff = bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE";
+    let (interleaved, rate, channels) = match is_riff.then(|| decode_wav_hound(&bytes)).flatten() {
+        Some(decoded) => decoded?,
+        None => decode_symphonia(bytes)?,
+    };
+    finish(interleaved, rate, channels)
+}
+
+/// The hound fast path. `None` when hound cannot read this WAV variant (symphonia then tries).
+#[allow(clippy::type_complexity)]
+fn decode_wav_hound(bytes: &[u8]) -> Option<Result<(Vec<f32>, u64, usize), DecodeError>> {
+    let reader = hound::WavReader::new(Cursor::new(bytes)).ok()?;
+    let spec = reader.spec();
+    let channels = spec.channels as usize;
+    let declared = reader.len() as usize;
+    // Never trust the header for the allocation size: at most what the file can hold.
+    let capacity = declared.min(bytes.len());
+    let mut out = Vec::with_capacity(capacity);
+    let outcome = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Int, 16) => read_all(reader.into_samples::<i16>(), &mut out, |s| {
+            s as f32 / 32768.0
+        }),
+        (hound::SampleFormat::Int, bits @ (8 | 24 | 32)) => {
+            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
+            read_all(reader.into_samples::<i32>(), &mut out, |s| {
+                (s as f64 * scale) as f32
+            })
+        }
+        (hound::SampleFormat::Float, 32) => read_all(reader.into_samples::<f32>(), &mut out, |s| s),
+        _ => return None,
+    };
+    match outcome {
+        Ok(()) => {}
+        // Fewer samples than the header promised (a truncated file): keep what is there.
+        Err(hound::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::warn!(
+                "WAV data is truncated: header declares {declared} samples, file holds {}",
+                out.len()
+            );
+            out.truncate(out.len() - out.len() % channels.max(1));
+        }
+        // A layout hound misreads (e.g. an unusual container width): let symphonia try.
+        Err(_) => return None,
+    }
+    Some(Ok((out, spec.sample_rate as u64, channels)))
+}
+
+fn read_all<S, I: Iterator<Item = hound::Result<S>>>(
+    samples: I,
+    out: &mut Vec<f32>,
+    convert: impl Fn(S) -> f32,
+) -> hound::Result<()> {
+    for s in samples {
+        out.push(convert(s?));
+    }
+    Ok(())
+}
+
+fn decode_symphonia(bytes: Vec<u8>) -> Result<(Vec<f32>, u64, usize), DecodeError> {
+    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), MediaSourceStreamOptions::default());
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            &Hint::new(),
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| DecodeError::UnknownFormat(e.to_string()))?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| DecodeError::Corrupt("no audio track".into()))?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| DecodeError::Corrupt("the audio track has no codec parameters".into()))?
+        .clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| DecodeError::Corrupt(format!("unsupported codec: {e}")))?;
+
+    let mut rate = params.sample_rate.map(u64::from);
+    let mut channels = params.channels.as_ref().map(|c| c.count());
+    let mut seen_spec = false;
+    let mut out: Vec<f32> = Vec::new();
+    let mut skipped_packets = 0usize;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            // Streamed or truncated files end this way: keep what was decoded.
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buf = match decoder.decode(&packet) {
+            Ok(buf) => buf,
+            // A damaged packet: skip it, as players do, and say so.
+            Err(SymphoniaError::DecodeError(_)) | Err(SymphoniaError::IoError(_)) => {
+                skipped_packets += 1;
+                continue;
+            }
+            Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
+        };
+        if buf.frames() == 0 {
+            continue;
+        }
+        let spec = buf.spec();
+        let (r, ch) = (spec.rate() as u64, spec.channels().count());
+        if !seen_spec {
+            (rate, channels, seen_spec) = (Some(r), Some(ch), true);
+        } else if Some(r) != rate || Some(ch) != channels {
+            return Err(DecodeError::Corrupt(format!(
+                "the stream changes format mid-way ({rate:?} Hz, {channels:?} channels -> {r} Hz, {ch} channels)"
+            )));
+        }
+        let start = out.len();
+        out.resize(start + buf.samples_interleaved(), 0.0);
+        buf.copy_to_slice_interleaved(&mut out[start..]);
+    }
+    if skipped_packets > 0 {
+        tracing::warn!("skipped {skipped_packets} undecodable packet(s)");
+    }
+    let rate = rate.ok_or_else(|| DecodeError::Corrupt("unknown sample rate".into()))?;
+    let channels = channels.ok_or_else(|| DecodeError::Corrupt("unknown channel count".into()))?;
+    Ok((out, rate, channels))
+}
+
+/// Validates the stream and down-mixes it to mono.
+fn finish(interleaved: Vec<f32>, rate: u64, channels: usize) -> Result<Audio, DecodeError> {
+    if !(RATE_RANGE.start()..=RATE_RANGE.end()).contains(&&(rate as u32)) || rate > u32::MAX as u64 {
+        return Err(DecodeError::BadRate(rate));
+    }
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(DecodeError::BadChannels(channels));
+    }
+    if let Some((index, &value)) = interleaved.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+        return Err(DecodeError::NonFinite {
+            index: index / channels,
+            value,
+        });
+    }
+    let samples = downmix(interleaved, channels);
+    if samples.is_empty() {
+        return Err(DecodeError::NoSamples);
+    }
+    Ok(Audio {
+        samples,
+        sample_rate: rate as u32,
+    })
+}
+
+/// Averages interleaved channels into one.
+pub fn downmix(interleaved: Vec<f32>, channels: usize) -> Vec<f32> {
+    if channels <= 1 {
+        return interleaved;
+    }
+    let scale = 1.0 / channels as f32;
+    interleaved
+        .chunks_exact(channels)
+        .map(|frame| frame.iter().sum::<f32>() * scale)
+        .collect()
+}
