@@ -89,7 +89,8 @@ pub fn denoise(samples: &[f32], sample_rate: u32, cfg: &DenoiseConfig) -> Vec<f3
         for (i, slot) in frame.iter_mut().enumerate() {
             *slot = sample_at(f * hop + i) * window[i];
         }
-        fwd.process(&mut frame, &mut spec).expect("plan-sized buffers");
+        fwd.process(&mut frame, &mut spec)
+            .expect("plan-sized buffers");
         spectra.extend_from_slice(&spec);
     }
 
@@ -115,7 +116,8 @@ pub fn denoise(samples: &[f32], sample_rate: u32, cfg: &DenoiseConfig) -> Vec<f3
         // A real signal's DC and Nyquist bins are real; rounding can leave a tiny imaginary part.
         frame_spec[0].im = 0.0;
         frame_spec[bins - 1].im = 0.0;
-        inv.process(frame_spec, &mut time).expect("plan-sized buffers");
+        inv.process(frame_spec, &mut time)
+            .expect("plan-sized buffers");
         for (i, &v) in time.iter().enumerate() {
             out[f * hop + i] += v * window[i] / n as f64;
         }
@@ -152,7 +154,11 @@ fn noise_spectrum(spectra: &[Complex<f64>], bins: usize, quantile: f64) -> Vec<f
 /// Cuts leading and trailing silence: frames (25 ms, 10 ms hop) whose energy is more than
 /// `top_db` below the loudest frame (librosa `effects.trim`-style). Returns the kept range of
 /// sample indices; a signal with no frame above the threshold is kept whole.
-pub fn trim_silence_range(samples: &[f32], sample_rate: u32, top_db: f64) -> std::ops::Range<usize> {
+pub fn trim_silence_range(
+    samples: &[f32],
+    sample_rate: u32,
+    top_db: f64,
+) -> std::ops::Range<usize> {
     let win = ((0.025 * sample_rate as f64) as usize).max(1);
     let hop = ((0.010 * sample_rate as f64) as usize).max(1);
     if samples.len() <= win {
@@ -171,7 +177,10 @@ pub fn trim_silence_range(samples: &[f32], sample_rate: u32, top_db: f64) -> std
     let threshold = max * 10f64.powf(-top_db / 10.0);
     let loud = |e: &f64| *e > threshold;
     let first = energies.iter().position(loud).unwrap_or(0);
-    let last = energies.iter().rposition(loud).unwrap_or(energies.len() - 1);
+    let last = energies
+        .iter()
+        .rposition(loud)
+        .unwrap_or(energies.len() - 1);
     first * hop..(last * hop + win).min(samples.len())
 }
 
@@ -209,7 +218,10 @@ mod tests {
             let before = snr_db(&clean, &noisy);
             let after = snr_db(&clean, &denoise(&noisy, 16000, &DenoiseConfig::default()));
             assert!((before - 5.0).abs() < 0.01);
-            assert!(after > before + 4.0, "seed {seed}: {before:.2} dB -> {after:.2} dB");
+            assert!(
+                after > before + 4.0,
+                "seed {seed}: {before:.2} dB -> {after:.2} dB"
+            );
         }
     }
 
@@ -221,7 +233,10 @@ mod tests {
         let out = denoise(&input, 16000, &DenoiseConfig::default());
         assert_eq!(out.len(), input.len());
         let change = snr_db(&input, &out);
-        assert!(change > 20.0, "clean speech changed: only {change:.1} dB SNR vs input");
+        assert!(
+            change > 20.0,
+            "clean speech changed: only {change:.1} dB SNR vs input"
+        );
     }
 
     #[test]
@@ -232,14 +247,21 @@ mod tests {
             ..DenoiseConfig::default()
         };
         let y = denoise(&x, 8000, &cfg);
-        let worst = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(worst < 1e-5, "{worst}");
     }
 
     #[test]
     fn short_and_silent_signals_are_safe() {
         assert!(denoise(&[], 16000, &DenoiseConfig::default()).is_empty());
-        assert_eq!(denoise(&[0.5; 100], 16000, &DenoiseConfig::default()), vec![0.5; 100]);
+        assert_eq!(
+            denoise(&[0.5; 100], 16000, &DenoiseConfig::default()),
+            vec![0.5; 100]
+        );
         let silence = vec![0.0; 16000];
         assert_eq!(denoise(&silence, 16000, &DenoiseConfig::default()), silence);
     }

@@ -92,21 +92,29 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<Audio, DecodeError> {
     finish(interleaved, rate, channels)
 }
 
-/// The hound fast path. `None` when hound cannot read this WAV variant (symphonia then tries).
+/// The WAV path: hound parses the header (fmt, extensible, skipped chunks); the common sample
+/// layouts are then converted straight from the byte slice, the others read through hound.
+/// `None` when hound cannot read this WAV variant (symphonia then tries).
 #[allow(clippy::type_complexity)]
 fn decode_wav_hound(bytes: &[u8]) -> Option<Result<(Vec<f32>, u64, usize), DecodeError>> {
-    let reader = hound::WavReader::new(Cursor::new(bytes)).ok()?;
+    let mut cursor = Cursor::new(bytes);
+    let reader = hound::WavReader::new(&mut cursor).ok()?;
     let spec = reader.spec();
     let channels = spec.channels as usize;
     let declared = reader.len() as usize;
+    drop(reader);
+    let data_start = cursor.position() as usize;
+    if channels == 0 {
+        return Some(Err(DecodeError::BadChannels(0)));
+    }
+    if let Some(samples) = convert_data_chunk(bytes, data_start, declared, spec) {
+        return Some(Ok((samples, spec.sample_rate as u64, channels)));
+    }
+    let reader = hound::WavReader::new(Cursor::new(bytes)).ok()?;
     // Never trust the header for the allocation size: at most what the file can hold.
-    let capacity = declared.min(bytes.len());
-    let mut out = Vec::with_capacity(capacity);
+    let mut out = Vec::with_capacity(declared.min(bytes.len()));
     let outcome = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Int, 16) => read_all(reader.into_samples::<i16>(), &mut out, |s| {
-            s as f32 / 32768.0
-        }),
-        (hound::SampleFormat::Int, bits @ (8 | 24 | 32)) => {
+        (hound::SampleFormat::Int, bits @ 8..=32) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f64;
             read_all(reader.into_samples::<i32>(), &mut out, |s| {
                 (s as f64 * scale) as f32
@@ -119,16 +127,78 @@ fn decode_wav_hound(bytes: &[u8]) -> Option<Result<(Vec<f32>, u64, usize), Decod
         Ok(()) => {}
         // Fewer samples than the header promised (a truncated file): keep what is there.
         Err(hound::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            tracing::warn!(
-                "WAV data is truncated: header declares {declared} samples, file holds {}",
-                out.len()
-            );
-            out.truncate(out.len() - out.len() % channels.max(1));
+            warn_truncated(declared, out.len());
+            out.truncate(out.len() - out.len() % channels);
         }
         // A layout hound misreads (e.g. an unusual container width): let symphonia try.
         Err(_) => return None,
     }
     Some(Ok((out, spec.sample_rate as u64, channels)))
+}
+
+fn warn_truncated(declared: usize, present: usize) {
+    tracing::warn!(
+        "WAV data is truncated: header declares {declared} samples, file holds {present}"
+    );
+}
+
+/// Converts the data chunk directly when its samples are packed at `bits / 8` bytes each
+/// (checked against the chunk's declared length). `None` for other layouts.
+fn convert_data_chunk(
+    bytes: &[u8],
+    start: usize,
+    declared: usize,
+    spec: hound::WavSpec,
+) -> Option<Vec<f32>> {
+    // hound leaves the reader just after the data chunk header: "data" + u32 length.
+    let header = bytes.get(start.checked_sub(8)?..start)?;
+    if &header[..4] != b"data" {
+        return None;
+    }
+    let data_len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+    let width = (spec.bits_per_sample / 8) as usize;
+    if spec.bits_per_sample % 8 != 0 || declared.checked_mul(width)? != data_len {
+        return None;
+    }
+    let block = width * spec.channels as usize;
+    let available = bytes.len() - start;
+    let mut len = data_len.min(available);
+    if len < data_len {
+        warn_truncated(declared, len / width);
+    }
+    len -= len % block;
+    let data = &bytes[start..start + len];
+    let mut samples = vec![0.0f32; len / width];
+    // Plain indexed loops over exact chunks: the compiler vectorises these.
+    match (spec.sample_format, width) {
+        (hound::SampleFormat::Int, 1) => {
+            for (o, &b) in samples.iter_mut().zip(data) {
+                *o = (b as f32 - 128.0) * (1.0 / 128.0);
+            }
+        }
+        (hound::SampleFormat::Int, 2) => {
+            for (o, c) in samples.iter_mut().zip(data.chunks_exact(2)) {
+                *o = i16::from_le_bytes([c[0], c[1]]) as f32 * (1.0 / 32768.0);
+            }
+        }
+        (hound::SampleFormat::Int, 3) => {
+            for (o, c) in samples.iter_mut().zip(data.chunks_exact(3)) {
+                *o = (i32::from_le_bytes([0, c[0], c[1], c[2]]) >> 8) as f32 * (1.0 / 8_388_608.0);
+            }
+        }
+        (hound::SampleFormat::Int, 4) => {
+            for (o, c) in samples.iter_mut().zip(data.chunks_exact(4)) {
+                *o = (i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64 / 2_147_483_648.0) as f32;
+            }
+        }
+        (hound::SampleFormat::Float, 4) => {
+            for (o, c) in samples.iter_mut().zip(data.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        _ => return None,
+    }
+    Some(samples)
 }
 
 fn read_all<S, I: Iterator<Item = hound::Result<S>>>(
@@ -143,7 +213,10 @@ fn read_all<S, I: Iterator<Item = hound::Result<S>>>(
 }
 
 fn decode_symphonia(bytes: Vec<u8>) -> Result<(Vec<f32>, u64, usize), DecodeError> {
-    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), MediaSourceStreamOptions::default());
+    let stream = MediaSourceStream::new(
+        Box::new(Cursor::new(bytes)),
+        MediaSourceStreamOptions::default(),
+    );
     let mut format = symphonia::default::get_probe()
         .probe(
             &Hint::new(),
@@ -176,7 +249,9 @@ fn decode_symphonia(bytes: Vec<u8>) -> Result<(Vec<f32>, u64, usize), DecodeErro
             Ok(Some(packet)) => packet,
             Ok(None) => break,
             // Streamed or truncated files end this way: keep what was decoded.
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break;
+            }
             Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
         };
         if packet.track_id != track_id {
@@ -217,16 +292,17 @@ fn decode_symphonia(bytes: Vec<u8>) -> Result<(Vec<f32>, u64, usize), DecodeErro
 
 /// Validates the stream and down-mixes it to mono.
 fn finish(interleaved: Vec<f32>, rate: u64, channels: usize) -> Result<Audio, DecodeError> {
-    if !(RATE_RANGE.start()..=RATE_RANGE.end()).contains(&&(rate as u32)) || rate > u32::MAX as u64 {
+    if !(RATE_RANGE.start()..=RATE_RANGE.end()).contains(&&(rate as u32)) || rate > u32::MAX as u64
+    {
         return Err(DecodeError::BadRate(rate));
     }
     if channels == 0 || channels > MAX_CHANNELS {
         return Err(DecodeError::BadChannels(channels));
     }
-    if let Some((index, &value)) = interleaved.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+    if let Some(index) = first_non_finite(&interleaved) {
         return Err(DecodeError::NonFinite {
             index: index / channels,
-            value,
+            value: interleaved[index],
         });
     }
     let samples = downmix(interleaved, channels);
@@ -237,6 +313,20 @@ fn finish(interleaved: Vec<f32>, rate: u64, channels: usize) -> Result<Audio, De
         samples,
         sample_rate: rate as u32,
     })
+}
+
+/// Index of the first NaN or infinite sample. The common all-finite case is one vectorised
+/// pass over the exponent bits (all ones exactly for NaN and infinities).
+pub fn first_non_finite(samples: &[f32]) -> Option<usize> {
+    const EXPONENT: u32 = 0x7f80_0000;
+    let any = samples.iter().fold(0u32, |acc, x| {
+        acc | u32::from(x.to_bits() & EXPONENT == EXPONENT)
+    });
+    if any == 0 {
+        None
+    } else {
+        samples.iter().position(|s| !s.is_finite())
+    }
 }
 
 /// Averages interleaved channels into one.

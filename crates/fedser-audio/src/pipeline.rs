@@ -106,7 +106,8 @@ impl FrontEnd {
             clean::normalise_peak(&mut audio.samples, 1.0);
         }
         if self.cfg.denoise {
-            audio.samples = clean::denoise(&audio.samples, audio.sample_rate, &DenoiseConfig::default());
+            audio.samples =
+                clean::denoise(&audio.samples, audio.sample_rate, &DenoiseConfig::default());
         }
         if self.cfg.trim_silence {
             let keep = clean::trim_silence_range(&audio.samples, audio.sample_rate, TRIM_TOP_DB);
@@ -130,10 +131,12 @@ impl FrontEnd {
     /// Decodes, prepares and extracts one file; errors name the file.
     pub fn extract_file(&mut self, path: &Path) -> Result<FeatureMatrix, ExtractError> {
         let audio = decode::decode_file(path)?;
-        let audio = self.prepare(audio).map_err(|source| ExtractError::Resample {
-            path: path.to_owned(),
-            source,
-        })?;
+        let audio = self
+            .prepare(audio)
+            .map_err(|source| ExtractError::Resample {
+                path: path.to_owned(),
+                source,
+            })?;
         self.mfcc(&audio).map_err(|source| ExtractError::Mfcc {
             path: path.to_owned(),
             source,

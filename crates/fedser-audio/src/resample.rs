@@ -55,8 +55,16 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, ResampleE
         k = k.min((FFT_MAX_LARGE_BLOCK / large).max(1));
         k += k & 1;
         Box::new(
-            Fft::<f32>::new_custom(f, t, k * base_in, 1, 1, WindowFunction::BlackmanHarris2, FixedSync::Both)
-                .map_err(|e| fail(e.to_string()))?,
+            Fft::<f32>::new_custom(
+                f,
+                t,
+                k * base_in,
+                1,
+                1,
+                WindowFunction::BlackmanHarris2,
+                FixedSync::Both,
+            )
+            .map_err(|e| fail(e.to_string()))?,
         )
     } else {
         let ratio = t as f64 / f as f64;

@@ -41,7 +41,13 @@ fn extractor(config: &str, params: &serde_json::Value, rate: u32) -> Mfcc {
                 numcep: u("numcep"),
                 nfilt: Some(u("nfilt")),
                 nfft: Some(u("nfft")),
-                window: Some(params["window"].as_str().unwrap().parse::<WindowKind>().unwrap()),
+                window: Some(
+                    params["window"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<WindowKind>()
+                        .unwrap(),
+                ),
                 ..MfccConfig::psf()
             };
             Mfcc::new(&cfg, rate).unwrap()
@@ -89,8 +95,14 @@ fn check_all(prefix: &str, tol: f64) {
     let mut checked = 0;
     for (signal, entry) in signals {
         let audio = load(signal);
-        assert_eq!(audio.sample_rate as u64, entry["sample_rate"].as_u64().unwrap());
-        assert_eq!(audio.samples.len() as u64, entry["samples"].as_u64().unwrap());
+        assert_eq!(
+            audio.sample_rate as u64,
+            entry["sample_rate"].as_u64().unwrap()
+        );
+        assert_eq!(
+            audio.samples.len() as u64,
+            entry["samples"].as_u64().unwrap()
+        );
         for (config, params) in entry["configs"].as_object().unwrap() {
             if !config.starts_with(prefix) {
                 continue;

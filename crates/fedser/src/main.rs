@@ -1,3 +1,38 @@
-fn main() {
-    println!("Hello, world!");
+//! `fedser`: privacy-preserving speech emotion recognition with federated learning.
+//!
+//! The binary is thin: it parses arguments and wires the library crates together.
+
+mod cli;
+mod commands;
+mod cputime;
+mod matrix_io;
+mod progress;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.quiet, cli.verbose);
+    match commands::run(cli.command, cli.quiet) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
 }

@@ -44,7 +44,7 @@ impl MelBank {
     pub fn apply(&self, power: &[f64], out: &mut [f64]) {
         for (filter, o) in self.filters.iter().zip(out.iter_mut()) {
             let bins = &power[filter.first_bin..filter.first_bin + filter.weights.len()];
-            *o = filter.weights.iter().zip(bins).map(|(w, p)| w * p).sum();
+            *o = super::dot(&filter.weights, bins);
         }
     }
 
@@ -134,7 +134,13 @@ fn mel_to_hz_slaney(mel: f64) -> f64 {
 }
 
 /// librosa `filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm='slaney')`.
-pub fn slaney_filterbank(n_mels: usize, nfft: usize, sample_rate: f64, fmin: f64, fmax: f64) -> MelBank {
+pub fn slaney_filterbank(
+    n_mels: usize,
+    nfft: usize,
+    sample_rate: f64,
+    fmin: f64,
+    fmax: f64,
+) -> MelBank {
     let bins_len = nfft / 2 + 1;
     let fft_freqs: Vec<f64> = (0..bins_len)
         .map(|k| k as f64 * sample_rate / nfft as f64)

@@ -37,7 +37,9 @@ impl std::str::FromStr for MfccStyle {
         match s.to_ascii_lowercase().as_str() {
             "psf" | "python_speech_features" => Ok(MfccStyle::Psf),
             "librosa" => Ok(MfccStyle::Librosa),
-            _ => Err(format!("unknown MFCC style {s:?} (expected psf or librosa)")),
+            _ => Err(format!(
+                "unknown MFCC style {s:?} (expected psf or librosa)"
+            )),
         }
     }
 }
@@ -179,6 +181,8 @@ pub struct Mfcc {
 }
 
 struct Scratch {
+    /// The whole pre-processed signal (psf: pre-emphasised and padded), reused across calls.
+    signal: Vec<f64>,
     frame: Vec<f64>,
     spectrum: Vec<realfft::num_complex::Complex<f64>>,
     fft: Vec<realfft::num_complex::Complex<f64>>,
@@ -198,7 +202,11 @@ impl Mfcc {
 
     /// Builds an extractor with an explicit frame geometry in samples (e.g. librosa's own
     /// defaults of `n_fft=2048, hop_length=512`).
-    pub fn with_geometry(cfg: &MfccConfig, sample_rate: u32, geometry: FrameGeometry) -> Result<Self, MfccError> {
+    pub fn with_geometry(
+        cfg: &MfccConfig,
+        sample_rate: u32,
+        geometry: FrameGeometry,
+    ) -> Result<Self, MfccError> {
         let bad = |m: String| Err(MfccError::Config(m));
         let FrameGeometry { win, step, nfft } = geometry;
         if !(1..=1_000_000).contains(&sample_rate) {
@@ -214,7 +222,9 @@ impl Mfcc {
             return bad(format!("nfft {nfft} must lie in 16..={MAX_NFFT}"));
         }
         if win > MAX_NFFT * 4 || step > MAX_NFFT * 4 {
-            return bad(format!("window of {win} samples or step of {step} samples is too long"));
+            return bad(format!(
+                "window of {win} samples or step of {step} samples is too long"
+            ));
         }
         let nfilt = cfg.nfilt.unwrap_or(match cfg.style {
             MfccStyle::Psf => 26,
@@ -270,6 +280,7 @@ impl Mfcc {
         let dct = dct::dct2_ortho_rows(cfg.numcep, nfilt, &lift);
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(nfft);
         let scratch = Scratch {
+            signal: Vec::new(),
             frame: fft.make_input_vec(),
             spectrum: fft.make_output_vec(),
             fft: fft.make_scratch_vec(),
@@ -317,7 +328,7 @@ impl Mfcc {
         if samples.is_empty() {
             return Err(MfccError::EmptySignal);
         }
-        if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
+        if let Some(i) = crate::decode::first_non_finite(samples) {
             return Err(MfccError::NonFinite(i));
         }
         let data = match self.style {
@@ -345,8 +356,38 @@ impl Mfcc {
         let n = log_mel.len();
         for k in 0..self.numcep {
             let row = &self.dct[k * n..(k + 1) * n];
-            let c: f64 = row.iter().zip(log_mel).map(|(a, b)| a * b).sum();
+            let c = dot(row, log_mel);
             out.push(c as f32);
         }
     }
+}
+
+/// Dot product with four independent accumulators, so the compiler can keep several additions
+/// in flight (a single running sum is one long dependency chain). The summation order differs
+/// from a plain loop only in the last bits.
+#[inline]
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (a4, a_rest) = a.split_at(a.len() - a.len() % 4);
+    let (b4, b_rest) = b[..a.len()].split_at(a4.len());
+    for (x, y) in a4.chunks_exact(4).zip(b4.chunks_exact(4)) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f64 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// Sum with four independent accumulators (see [`dot`]).
+#[inline]
+pub(crate) fn sum(a: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (a4, rest) = a.split_at(a.len() - a.len() % 4);
+    for x in a4.chunks_exact(4) {
+        for i in 0..4 {
+            acc[i] += x[i];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + rest.iter().sum::<f64>()
 }

@@ -21,33 +21,35 @@ pub(super) fn compute(m: &mut Mfcc, samples: &[f32]) -> Vec<f32> {
     let g = m.geometry;
     let frames = frame_count(samples.len(), g);
     let used = g.win.min(g.nfft);
-    let preemph = m.preemph;
-    // Pre-emphasised sample i, computed on the fly: y[0] = x[0], y[i] = x[i] - a x[i-1].
-    let emphasised = |i: usize| -> f64 {
-        match i {
-            0 => samples[0] as f64,
-            i if i < samples.len() => samples[i] as f64 - preemph * samples[i - 1] as f64,
-            _ => 0.0, // zero padding after the end
-        }
-    };
+    // Pre-emphasised signal, zero-padded to cover the last frame:
+    // y[0] = x[0], y[i] = x[i] - a x[i-1].
+    let padded_len = (frames - 1) * g.step + g.win;
+    let mut emphasised = std::mem::take(&mut m.scratch.signal);
+    emphasised.clear();
+    emphasised.reserve(padded_len);
+    emphasised.push(samples[0] as f64);
+    emphasised.extend(
+        samples
+            .windows(2)
+            .map(|w| w[1] as f64 - m.preemph * w[0] as f64),
+    );
+    emphasised.resize(padded_len, 0.0);
     let nfilt = m.bank.len();
     let mut out = Vec::with_capacity(frames * m.numcep);
     let mut log_mel = vec![0.0; nfilt];
+    let scale = 1.0 / g.nfft as f64;
     for f in 0..frames {
         let start = f * g.step;
         let frame = &mut m.scratch.frame;
-        for (i, (slot, w)) in frame.iter_mut().zip(&m.window[..used]).enumerate() {
-            *slot = emphasised(start + i) * w;
+        let source = &emphasised[start..start + used];
+        for ((slot, x), w) in frame.iter_mut().zip(source).zip(&m.window) {
+            *slot = x * w;
         }
         frame[used..].fill(0.0);
         m.power_spectrum();
-        let scale = 1.0 / g.nfft as f64;
         let s = &mut m.scratch;
-        let mut energy = 0.0;
-        for p in s.power.iter_mut() {
-            *p *= scale;
-            energy += *p;
-        }
+        s.power.iter_mut().for_each(|p| *p *= scale);
+        let energy = super::sum(&s.power);
         m.bank.apply(&s.power, &mut s.mel);
         for (l, &e) in log_mel.iter_mut().zip(&s.mel) {
             *l = if e == 0.0 { EPS } else { e }.ln();
@@ -58,5 +60,6 @@ pub(super) fn compute(m: &mut Mfcc, samples: &[f32]) -> Vec<f32> {
             out[row_start] = if energy == 0.0 { EPS } else { energy }.ln() as f32;
         }
     }
+    m.scratch.signal = emphasised;
     out
 }

@@ -1,0 +1,175 @@
+//! Command-line grammar. Command and flag names are stable: scripts rely on them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fedser_audio::{FrontEndConfig, MfccConfig, MfccStyle, WindowKind};
+
+#[derive(Parser)]
+#[command(
+    name = "fedser",
+    version,
+    about = "Privacy-preserving speech emotion recognition with federated learning"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// No progress bars, errors only.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// More log output (-v info, -vv debug).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// MFCCs of one recording (CSV: one frame a row, no header; or .npy).
+    Mfcc(MfccCmd),
+    /// MFCCs of every recording under a folder, in parallel, mirrored into an output folder.
+    Features(FeaturesCmd),
+    /// Write a deterministic speech-like test recording (16-bit PCM WAV).
+    Synth(SynthCmd),
+    /// Measure throughput (audio seconds per CPU second).
+    Bench(BenchCmd),
+}
+
+#[derive(Args)]
+pub struct MfccCmd {
+    /// The recording (WAV, FLAC, OGG Vorbis or MP3).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub front: FrontEndArgs,
+    /// Output file, .csv or .npy (default: CSV on standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct FeaturesCmd {
+    /// Folder searched recursively for .wav, .flac, .ogg and .mp3 files.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub front: FrontEndArgs,
+    /// Output folder: one matrix per recording at the same relative path.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// File format of the matrices.
+    #[arg(long, value_enum, default_value_t = MatrixFormat::Npy)]
+    pub format: MatrixFormat,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum MatrixFormat {
+    Npy,
+    Csv,
+}
+
+#[derive(Args)]
+pub struct SynthCmd {
+    /// Output WAV file.
+    pub out: PathBuf,
+    /// Length in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Sample rate in Hz.
+    #[arg(long, default_value_t = 16000)]
+    pub rate: u32,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct BenchCmd {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Decode + MFCC (psf style, paper settings, each file at its own rate) over a folder,
+    /// the same work as ../shared/peers/mfcc_bench.py's `psf` pipeline.
+    Mfcc {
+        /// Folder searched recursively for audio files.
+        dir: PathBuf,
+        /// Timed passes (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Also time a pass on all cores (near-linear speed-up expected).
+        #[arg(long)]
+        parallel: bool,
+        /// MFCC style.
+        #[arg(long, default_value = "psf")]
+        style: MfccStyle,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The front-end flags shared by `mfcc` and `features`.
+#[derive(Args, Clone)]
+pub struct FrontEndArgs {
+    /// MFCC flavour to reproduce: psf (python_speech_features) or librosa.
+    #[arg(long, default_value = "psf")]
+    pub style: MfccStyle,
+    /// Window length in seconds.
+    #[arg(long, default_value_t = 0.02)]
+    pub winlen: f64,
+    /// Step between windows in seconds.
+    #[arg(long, default_value_t = 0.02)]
+    pub winstep: f64,
+    /// Cepstral coefficients kept.
+    #[arg(long, default_value_t = 13)]
+    pub numcep: usize,
+    /// Mel filters (default 26 for psf, 128 for librosa).
+    #[arg(long)]
+    pub nfilt: Option<usize>,
+    /// FFT size (default 512 for psf; next power of two >= window, at least 512, for librosa).
+    #[arg(long)]
+    pub nfft: Option<usize>,
+    /// Analysis window: rect, hamming or hann (default rect for psf, hann for librosa).
+    #[arg(long)]
+    pub window: Option<WindowKind>,
+    /// Resample to this rate (Hz) first; default: each file's own rate.
+    #[arg(long)]
+    pub resample: Option<u32>,
+    /// Peak-normalise the signal first.
+    #[arg(long)]
+    pub normalise: bool,
+    /// Denoise the signal first (Wiener-style spectral gain, noise from the quietest frames).
+    #[arg(long)]
+    pub denoise: bool,
+    /// Trim leading and trailing silence first.
+    #[arg(long)]
+    pub trim: bool,
+}
+
+impl FrontEndArgs {
+    /// The front-end configuration these flags describe.
+    pub fn config(&self) -> FrontEndConfig {
+        let base = match self.style {
+            MfccStyle::Psf => MfccConfig::psf(),
+            MfccStyle::Librosa => MfccConfig::librosa(),
+        };
+        FrontEndConfig {
+            sample_rate: self.resample,
+            normalise: self.normalise,
+            denoise: self.denoise,
+            trim_silence: self.trim,
+            mfcc: MfccConfig {
+                winlen: self.winlen,
+                winstep: self.winstep,
+                numcep: self.numcep,
+                nfilt: self.nfilt,
+                nfft: self.nfft,
+                window: self.window,
+                ..base
+            },
+        }
+    }
+}

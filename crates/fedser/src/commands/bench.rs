@@ -1,0 +1,161 @@
+//! `fedser bench mfcc DIR`: decode + MFCC throughput, in audio seconds per CPU second, the
+//! figure `../shared/peers/mfcc_bench.py` prints for python_speech_features, librosa and
+//! torchaudio. Same work as its `psf` pipeline: every file at its own rate, 20 ms / 20 ms,
+//! 13 coefficients, NFFT 512 (grown to the next power of two when a frame is longer).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use fedser_audio::{FrontEnd, FrontEndConfig, MfccConfig, MfccStyle};
+use rayon::prelude::*;
+
+use crate::cputime::process_cpu_time;
+
+fn front_end(style: MfccStyle) -> FrontEndConfig {
+    FrontEndConfig::plain(match style {
+        MfccStyle::Psf => MfccConfig::psf(),
+        MfccStyle::Librosa => MfccConfig::librosa(),
+    })
+}
+
+/// The psf peer grows NFFT to the next power of two ≥ the frame; so do we, per file rate.
+fn extractor_for(style: MfccStyle, rate: u32) -> Result<FrontEnd> {
+    let mut cfg = front_end(style);
+    let win = (0.02 * rate as f64).round() as usize;
+    cfg.mfcc.nfft = Some(win.max(512).next_power_of_two());
+    Ok(FrontEnd::new(cfg)?)
+}
+
+fn one_file(cache: &mut Vec<(u32, FrontEnd)>, style: MfccStyle, path: &Path) -> Result<usize> {
+    let audio = fedser_audio::decode_file(path)?;
+    let rate = audio.sample_rate;
+    let front = match cache.iter().position(|(r, _)| *r == rate) {
+        Some(i) => &mut cache[i].1,
+        None => {
+            cache.push((rate, extractor_for(style, rate)?));
+            &mut cache.last_mut().expect("just pushed").1
+        }
+    };
+    Ok(front.mfcc(&audio)?.frames())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub fn mfcc(
+    dir: &Path,
+    runs: usize,
+    parallel: bool,
+    style: MfccStyle,
+    json: bool,
+) -> Result<ExitCode> {
+    let files: Vec<PathBuf> = super::audio_files(dir)?;
+    if files.is_empty() {
+        bail!("no audio files under {}", dir.display());
+    }
+    let runs = runs.max(1);
+    let audio_seconds: f64 = files
+        .iter()
+        .map(|f| fedser_audio::decode_file(f).map(|a| a.seconds()))
+        .sum::<Result<f64, _>>()
+        .context("cannot decode every file")?;
+
+    // One thread: one warm-up pass, then `runs` timed passes. The passes run on a worker
+    // thread like `fedser features` uses (the main thread's allocator returns freed pages to
+    // the OS and refaults them per file, which would understate fedser's speed).
+    let single = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .context("cannot start a worker thread")?;
+    let (mut cpu, mut wall, frames) = single.install(|| -> Result<_> {
+        let mut cache = Vec::new();
+        let (mut cpu, mut wall, mut frames) = (Vec::new(), Vec::new(), 0);
+        for pass in 0..=runs {
+            let (c0, w0) = (process_cpu_time(), Instant::now());
+            frames = 0;
+            for f in &files {
+                frames += one_file(&mut cache, style, f)?;
+            }
+            if pass > 0 {
+                cpu.push((process_cpu_time() - c0).as_secs_f64());
+                wall.push(w0.elapsed().as_secs_f64());
+            }
+        }
+        Ok((cpu, wall, frames))
+    })?;
+    let per_cpu: Vec<f64> = cpu.iter().map(|c| audio_seconds / c).collect();
+    let single_cpu = median(&mut cpu);
+    let single_wall = median(&mut wall);
+
+    let mut all_cores = None;
+    if parallel {
+        let threads = rayon::current_num_threads();
+        let mut walls = Vec::new();
+        for pass in 0..=runs {
+            let w0 = Instant::now();
+            files
+                .par_iter()
+                .map_init(Vec::new, |cache, f| one_file(cache, style, f))
+                .collect::<Result<Vec<_>>>()?;
+            if pass > 0 {
+                walls.push(w0.elapsed().as_secs_f64());
+            }
+        }
+        let w = median(&mut walls);
+        all_cores = Some((threads, w));
+    }
+
+    if json {
+        let mut obj = serde_json::json!({
+            "files": files.len(),
+            "audio_seconds": audio_seconds,
+            "frames": frames,
+            "style": format!("{style:?}").to_lowercase(),
+            "runs": runs,
+            "single_thread": {
+                "cpu_median_s": single_cpu,
+                "wall_median_s": single_wall,
+                "audio_s_per_cpu_s": audio_seconds / single_cpu,
+                "per_run_audio_s_per_cpu_s": per_cpu,
+            },
+        });
+        if let Some((threads, w)) = all_cores {
+            obj["all_cores"] = serde_json::json!({
+                "threads": threads,
+                "wall_median_s": w,
+                "audio_s_per_wall_s": audio_seconds / w,
+                "speedup_vs_one_thread": single_wall / w,
+            });
+        }
+        println!("{obj}");
+    } else {
+        println!(
+            "{} files, {:.1} s of audio, {} frames; decode + {style:?} MFCC",
+            files.len(),
+            audio_seconds,
+            frames
+        );
+        println!(
+            "one thread: {:.0} audio-s per CPU-s (median of {runs}; {:.3} s CPU per pass)",
+            audio_seconds / single_cpu,
+            single_cpu
+        );
+        if let Some((threads, w)) = all_cores {
+            println!(
+                "{threads} threads: {:.0} audio-s per wall-s, {:.2}x the one-thread wall time",
+                audio_seconds / w,
+                single_wall / w
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
