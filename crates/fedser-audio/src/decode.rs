@@ -98,11 +98,11 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<Audio, DecodeError> {
 #[allow(clippy::type_complexity)]
 fn decode_wav_hound(bytes: &[u8]) -> Option<Result<(Vec<f32>, u64, usize), DecodeError>> {
     let mut cursor = Cursor::new(bytes);
-    let reader = hound::WavReader::new(&mut cursor).ok()?;
-    let spec = reader.spec();
+    let (spec, declared) = {
+        let reader = hound::WavReader::new(&mut cursor).ok()?;
+        (reader.spec(), reader.len() as usize)
+    };
     let channels = spec.channels as usize;
-    let declared = reader.len() as usize;
-    drop(reader);
     let data_start = cursor.position() as usize;
     if channels == 0 {
         return Some(Err(DecodeError::BadChannels(0)));
@@ -157,7 +157,7 @@ fn convert_data_chunk(
     }
     let data_len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
     let width = (spec.bits_per_sample / 8) as usize;
-    if spec.bits_per_sample % 8 != 0 || declared.checked_mul(width)? != data_len {
+    if !spec.bits_per_sample.is_multiple_of(8) || declared.checked_mul(width)? != data_len {
         return None;
     }
     let block = width * spec.channels as usize;

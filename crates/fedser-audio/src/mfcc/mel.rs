@@ -93,14 +93,13 @@ pub fn psf_filterbank(nfilt: usize, nfft: usize, sample_rate: f64, low: f64, hig
         .map(|j| {
             let mut row = vec![0.0; bins_len];
             let (lo, mid, hi) = (bin[j], bin[j + 1], bin[j + 2]);
-            for i in (lo as usize)..(mid as usize) {
-                if i < bins_len {
-                    row[i] = (i as f64 - lo) / (mid - lo);
-                }
-            }
-            for i in (mid as usize)..(hi as usize) {
-                if i < bins_len {
-                    row[i] = (hi - i as f64) / (hi - mid);
+            // psf's two loops: rising edge on [lo, mid), falling edge on [mid, hi).
+            for (i, w) in row.iter_mut().enumerate() {
+                let bin = i as f64;
+                if bin >= lo && bin < mid {
+                    *w = (bin - lo) / (mid - lo);
+                } else if bin >= mid && bin < hi {
+                    *w = (hi - bin) / (hi - mid);
                 }
             }
             row

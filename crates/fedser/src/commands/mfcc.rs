@@ -17,9 +17,11 @@ pub fn run(cmd: MfccCmd) -> Result<ExitCode> {
         None => {
             let stdout = std::io::stdout();
             let mut lock = std::io::BufWriter::new(stdout.lock());
-            matrix_io::write_csv(&features, &mut lock)
-                .and_then(|()| lock.flush())
-                .context("cannot write to standard output")?;
+            match matrix_io::write_csv(&features, &mut lock).and_then(|()| lock.flush()) {
+                // The reader went away (`fedser mfcc f.wav | head`): not an error of ours.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("cannot write to standard output")?,
+            }
         }
     }
     tracing::info!(

@@ -1,0 +1,136 @@
+//! The real binary, driven as a user would: `fedser synth`, `fedser mfcc`, `fedser features`.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn fedser() -> Command {
+    Command::cargo_bin("fedser").unwrap()
+}
+
+fn synth(dir: &Path, name: &str, seconds: f64, rate: u32, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    fedser()
+        .args(["synth", path.to_str().unwrap(), "--seconds", &seconds.to_string()])
+        .args(["--rate", &rate.to_string(), "--seed", &seed.to_string()])
+        .assert()
+        .success();
+    path
+}
+
+fn parse_csv(text: &str) -> Vec<Vec<f64>> {
+    text.lines()
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn mfcc_of_a_synthesised_recording_has_the_paper_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = synth(dir.path(), "s.wav", 3.0, 16000, 1);
+    let out = fedser().args(["mfcc", wav.to_str().unwrap()]).assert().success();
+    let rows = parse_csv(&String::from_utf8(out.get_output().stdout.clone()).unwrap());
+    // 48000 samples, 320-sample frames and steps: exactly 150 frames of 13 coefficients.
+    assert_eq!(rows.len(), 150);
+    assert!(rows.iter().all(|r| r.len() == 13 && r.iter().all(|v| v.is_finite())));
+}
+
+#[test]
+fn mfcc_cli_matches_python_speech_features_golden() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fedser-audio/tests/golden");
+    let out = fedser()
+        .args(["mfcc", golden.join("speech_16k.wav").to_str().unwrap()])
+        .assert()
+        .success();
+    let got = parse_csv(&String::from_utf8(out.get_output().stdout.clone()).unwrap());
+    let want = parse_csv(&std::fs::read_to_string(golden.join("speech_16k.psf_paper.csv")).unwrap());
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+        assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
+    }
+}
+
+#[test]
+fn npy_output_and_cleaning_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = synth(dir.path(), "s.wav", 1.0, 22050, 2);
+    let plain = dir.path().join("plain.npy");
+    let cleaned = dir.path().join("clean.npy");
+    fedser()
+        .args(["mfcc", wav.to_str().unwrap(), "--style", "librosa", "--out", plain.to_str().unwrap()])
+        .assert()
+        .success();
+    fedser()
+        .args(["mfcc", wav.to_str().unwrap(), "--style", "librosa", "--out", cleaned.to_str().unwrap()])
+        .args(["--resample", "16000", "--normalise", "--denoise"])
+        .assert()
+        .success();
+    let a = std::fs::read(&plain).unwrap();
+    let b = std::fs::read(&cleaned).unwrap();
+    assert_eq!(&a[..6], b"\x93NUMPY");
+    // librosa style at 22050 Hz: hop 441, centred frames: 1 + 22050 / 441 = 51 frames.
+    assert!(String::from_utf8_lossy(&a[..128]).contains("'shape': (51, 13)"));
+    // At 16 kHz: 1 + 16000 / 320 = 51 frames too, but different values.
+    assert!(String::from_utf8_lossy(&b[..128]).contains("'shape': (51, 13)"));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn bad_input_and_bad_settings_fail_with_a_named_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wav");
+    std::fs::write(&junk, b"definitely not audio").unwrap();
+    let out = fedser().args(["mfcc", junk.to_str().unwrap()]).assert().failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("junk.wav") && err.contains("not a recognised audio format"), "{err}");
+
+    let wav = synth(dir.path(), "s.wav", 0.5, 16000, 3);
+    let out = fedser().args(["mfcc", wav.to_str().unwrap(), "--nfft", "3"]).assert().failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("nfft 3"), "{err}");
+
+    let out = fedser().args(["mfcc", wav.to_str().unwrap(), "--numcep", "40"]).assert().failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("numcep 40"), "{err}");
+}
+
+#[test]
+fn features_extracts_a_folder_and_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("corpus");
+    std::fs::create_dir_all(src.join("speaker_b")).unwrap();
+    synth(&src, "a1.wav", 0.5, 16000, 1);
+    synth(&src, "a2.wav", 0.7, 8000, 2);
+    synth(&src.join("speaker_b"), "b1.wav", 0.3, 44100, 3);
+    std::fs::write(src.join("speaker_b/broken.wav"), b"RIFF\x10\x00\x00\x00WAVEfmt ").unwrap();
+    std::fs::write(src.join("notes.txt"), b"not audio, not scanned").unwrap();
+    let out_dir = dir.path().join("features");
+    let out = fedser()
+        .args(["features", src.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--format", "csv"])
+        .assert()
+        .failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("broken.wav"), "{err}");
+    assert!(err.contains("3 of 4 recordings"), "{err}");
+    // 0.5 s at 16 kHz = 25 frames; 0.7 s at 8 kHz = 35 frames; 0.3 s at 44.1 kHz = 15 frames.
+    for (file, frames) in [("a1.csv", 25), ("a2.csv", 35), ("speaker_b/b1.csv", 15)] {
+        let text = std::fs::read_to_string(out_dir.join(file)).unwrap();
+        assert_eq!(parse_csv(&text).len(), frames, "{file}");
+    }
+    assert!(!out_dir.join("speaker_b/broken.csv").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("features.json")).unwrap()).unwrap();
+    assert_eq!(manifest["files"], 4);
+    assert_eq!(manifest["failed"], 1);
+    assert_eq!(manifest["front_end"]["mfcc"]["numcep"], 13);
+}
+
+#[test]
+fn features_on_an_empty_folder_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fedser()
+        .args(["features", dir.path().to_str().unwrap(), "--out", "/tmp/unused-fedser-out"])
+        .assert()
+        .failure();
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("no audio files"));
+}
