@@ -11,7 +11,12 @@ fn fedser() -> Command {
 fn synth(dir: &Path, name: &str, seconds: f64, rate: u32, seed: u64) -> PathBuf {
     let path = dir.join(name);
     fedser()
-        .args(["synth", path.to_str().unwrap(), "--seconds", &seconds.to_string()])
+        .args([
+            "synth",
+            path.to_str().unwrap(),
+            "--seconds",
+            &seconds.to_string(),
+        ])
         .args(["--rate", &rate.to_string(), "--seed", &seed.to_string()])
         .assert()
         .success();
@@ -28,11 +33,17 @@ fn parse_csv(text: &str) -> Vec<Vec<f64>> {
 fn mfcc_of_a_synthesised_recording_has_the_paper_shape() {
     let dir = tempfile::tempdir().unwrap();
     let wav = synth(dir.path(), "s.wav", 3.0, 16000, 1);
-    let out = fedser().args(["mfcc", wav.to_str().unwrap()]).assert().success();
+    let out = fedser()
+        .args(["mfcc", wav.to_str().unwrap()])
+        .assert()
+        .success();
     let rows = parse_csv(&String::from_utf8(out.get_output().stdout.clone()).unwrap());
     // 48000 samples, 320-sample frames and steps: exactly 150 frames of 13 coefficients.
     assert_eq!(rows.len(), 150);
-    assert!(rows.iter().all(|r| r.len() == 13 && r.iter().all(|v| v.is_finite())));
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == 13 && r.iter().all(|v| v.is_finite()))
+    );
 }
 
 #[test]
@@ -43,7 +54,8 @@ fn mfcc_cli_matches_python_speech_features_golden() {
         .assert()
         .success();
     let got = parse_csv(&String::from_utf8(out.get_output().stdout.clone()).unwrap());
-    let want = parse_csv(&std::fs::read_to_string(golden.join("speech_16k.psf_paper.csv")).unwrap());
+    let want =
+        parse_csv(&std::fs::read_to_string(golden.join("speech_16k.psf_paper.csv")).unwrap());
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
         assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
@@ -57,11 +69,25 @@ fn npy_output_and_cleaning_flags() {
     let plain = dir.path().join("plain.npy");
     let cleaned = dir.path().join("clean.npy");
     fedser()
-        .args(["mfcc", wav.to_str().unwrap(), "--style", "librosa", "--out", plain.to_str().unwrap()])
+        .args([
+            "mfcc",
+            wav.to_str().unwrap(),
+            "--style",
+            "librosa",
+            "--out",
+            plain.to_str().unwrap(),
+        ])
         .assert()
         .success();
     fedser()
-        .args(["mfcc", wav.to_str().unwrap(), "--style", "librosa", "--out", cleaned.to_str().unwrap()])
+        .args([
+            "mfcc",
+            wav.to_str().unwrap(),
+            "--style",
+            "librosa",
+            "--out",
+            cleaned.to_str().unwrap(),
+        ])
         .args(["--resample", "16000", "--normalise", "--denoise"])
         .assert()
         .success();
@@ -80,16 +106,28 @@ fn bad_input_and_bad_settings_fail_with_a_named_cause() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wav");
     std::fs::write(&junk, b"definitely not audio").unwrap();
-    let out = fedser().args(["mfcc", junk.to_str().unwrap()]).assert().failure();
+    let out = fedser()
+        .args(["mfcc", junk.to_str().unwrap()])
+        .assert()
+        .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("junk.wav") && err.contains("not a recognised audio format"), "{err}");
+    assert!(
+        err.contains("junk.wav") && err.contains("not a recognised audio format"),
+        "{err}"
+    );
 
     let wav = synth(dir.path(), "s.wav", 0.5, 16000, 3);
-    let out = fedser().args(["mfcc", wav.to_str().unwrap(), "--nfft", "3"]).assert().failure();
+    let out = fedser()
+        .args(["mfcc", wav.to_str().unwrap(), "--nfft", "3"])
+        .assert()
+        .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("nfft 3"), "{err}");
 
-    let out = fedser().args(["mfcc", wav.to_str().unwrap(), "--numcep", "40"]).assert().failure();
+    let out = fedser()
+        .args(["mfcc", wav.to_str().unwrap(), "--numcep", "40"])
+        .assert()
+        .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("numcep 40"), "{err}");
 }
@@ -102,11 +140,22 @@ fn features_extracts_a_folder_and_reports_failures() {
     synth(&src, "a1.wav", 0.5, 16000, 1);
     synth(&src, "a2.wav", 0.7, 8000, 2);
     synth(&src.join("speaker_b"), "b1.wav", 0.3, 44100, 3);
-    std::fs::write(src.join("speaker_b/broken.wav"), b"RIFF\x10\x00\x00\x00WAVEfmt ").unwrap();
+    std::fs::write(
+        src.join("speaker_b/broken.wav"),
+        b"RIFF\x10\x00\x00\x00WAVEfmt ",
+    )
+    .unwrap();
     std::fs::write(src.join("notes.txt"), b"not audio, not scanned").unwrap();
     let out_dir = dir.path().join("features");
     let out = fedser()
-        .args(["features", src.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--format", "csv"])
+        .args([
+            "features",
+            src.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--format",
+            "csv",
+        ])
         .assert()
         .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
@@ -119,7 +168,8 @@ fn features_extracts_a_folder_and_reports_failures() {
     }
     assert!(!out_dir.join("speaker_b/broken.csv").exists());
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("features.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("features.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["files"], 4);
     assert_eq!(manifest["failed"], 1);
     assert_eq!(manifest["front_end"]["mfcc"]["numcep"], 13);
@@ -129,7 +179,12 @@ fn features_extracts_a_folder_and_reports_failures() {
 fn features_on_an_empty_folder_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = fedser()
-        .args(["features", dir.path().to_str().unwrap(), "--out", "/tmp/unused-fedser-out"])
+        .args([
+            "features",
+            dir.path().to_str().unwrap(),
+            "--out",
+            "/tmp/unused-fedser-out",
+        ])
         .assert()
         .failure();
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("no audio files"));

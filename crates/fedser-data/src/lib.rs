@@ -1,0 +1,9 @@
+//! Emotional speech corpora in their real layouts, the built-in synthetic corpus, client
+//! partitions and the feature cache: everything between recordings on disk and per-client
+//! datasets.
+
+pub mod corpus;
+pub mod loaders;
+pub mod synthetic;
+
+pub use corpus::{AudioSource, Corpus, CorpusError, Gender, SpeakerSummary, Utterance};
