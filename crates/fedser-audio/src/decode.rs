@@ -87,9 +87,44 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<Audio, DecodeError> {
     let is_riff = bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE";
     let (interleaved, rate, channels) = match is_riff.then(|| decode_wav_hound(&bytes)).flatten() {
         Some(decoded) => decoded?,
-        None => decode_symphonia(bytes)?,
+        None => {
+            if is_riff {
+                check_riff_fmt(&bytes)?;
+            }
+            // A decoder bug must not take the caller down: a panic inside symphonia (the fuzzer
+            // found arithmetic overflows on hostile headers) becomes an error for this file.
+            std::panic::catch_unwind(move || decode_symphonia(bytes)).unwrap_or_else(|_| {
+                Err(DecodeError::Corrupt("the decoder failed on this file's structure".into()))
+            })?
+        }
     };
     finish(interleaved, rate, channels)
+}
+
+/// Rejects absurd channel counts and rates in a RIFF `fmt ` chunk before any decoder does
+/// arithmetic on them.
+fn check_riff_fmt(bytes: &[u8]) -> Result<(), DecodeError> {
+    let mut pos = 12;
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes")) as usize;
+        if id == b"fmt " {
+            let Some(fmt) = bytes.get(pos + 8..pos + 16) else {
+                return Err(DecodeError::Corrupt("truncated fmt chunk".into()));
+            };
+            let channels = u16::from_le_bytes([fmt[2], fmt[3]]) as usize;
+            let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+            if channels == 0 || channels > MAX_CHANNELS {
+                return Err(DecodeError::BadChannels(channels));
+            }
+            if !RATE_RANGE.contains(&rate) {
+                return Err(DecodeError::BadRate(rate as u64));
+            }
+            return Ok(());
+        }
+        pos = pos.saturating_add(8).saturating_add(len).saturating_add(len % 2);
+    }
+    Ok(())
 }
 
 /// The WAV path: hound parses the header (fmt, extensible, skipped chunks); the common sample

@@ -306,3 +306,17 @@ fn truncated_data_keeps_the_samples_present() {
     assert_eq!(a.samples[10], 1000.0 / 32768.0);
     assert!(matches!(decode_bytes(vec![]), Err(DecodeError::EmptyFile)));
 }
+
+/// Inputs the fuzzer (`fuzz/`) found crashing the decoder, kept as regressions.
+#[test]
+fn fuzz_regressions_are_errors_not_panics() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let result = decode_file(&path);
+        assert!(result.is_err(), "{}: decoded a hostile file", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 1);
+}
