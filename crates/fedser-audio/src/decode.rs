@@ -94,7 +94,9 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<Audio, DecodeError> {
             // A decoder bug must not take the caller down: a panic inside symphonia (the fuzzer
             // found arithmetic overflows on hostile headers) becomes an error for this file.
             std::panic::catch_unwind(move || decode_symphonia(bytes)).unwrap_or_else(|_| {
-                Err(DecodeError::Corrupt("the decoder failed on this file's structure".into()))
+                Err(DecodeError::Corrupt(
+                    "the decoder failed on this file's structure".into(),
+                ))
             })?
         }
     };
@@ -122,7 +124,10 @@ fn check_riff_fmt(bytes: &[u8]) -> Result<(), DecodeError> {
             }
             return Ok(());
         }
-        pos = pos.saturating_add(8).saturating_add(len).saturating_add(len % 2);
+        pos = pos
+            .saturating_add(8)
+            .saturating_add(len)
+            .saturating_add(len % 2);
     }
     Ok(())
 }

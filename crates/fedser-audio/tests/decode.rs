@@ -315,7 +315,11 @@ fn fuzz_regressions_are_errors_not_panics() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let result = decode_file(&path);
-        assert!(result.is_err(), "{}: decoded a hostile file", path.display());
+        assert!(
+            result.is_err(),
+            "{}: decoded a hostile file",
+            path.display()
+        );
         seen += 1;
     }
     assert!(seen >= 1);

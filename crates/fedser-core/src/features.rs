@@ -63,6 +63,11 @@ impl FeatureMatrix {
         &self.data
     }
 
+    /// All values, row-major, mutable (shape stays fixed).
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
     /// Takes the values out, row-major.
     pub fn into_vec(self) -> Vec<f32> {
         self.data

@@ -4,6 +4,7 @@
 
 pub mod corpus;
 pub mod loaders;
+pub mod partition;
 pub mod synthetic;
 
 pub use corpus::{AudioSource, Corpus, CorpusError, Gender, SpeakerSummary, Utterance};
