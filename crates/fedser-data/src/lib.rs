@@ -2,7 +2,9 @@
 //! partitions and the feature cache: everything between recordings on disk and per-client
 //! datasets.
 
+pub mod cache;
 pub mod corpus;
+pub mod features;
 pub mod loaders;
 pub mod partition;
 pub mod synthetic;
