@@ -145,7 +145,7 @@ pub fn speaker_split(
     }
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for (i, u) in utterances.iter().enumerate() {
-        if chosen.iter().any(|s| *s == u.speaker) {
+        if chosen.contains(&u.speaker) {
             held.push(i);
         } else {
             train.push(i);

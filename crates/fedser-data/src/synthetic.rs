@@ -45,7 +45,7 @@ impl Default for SyntheticConfig {
     }
 }
 
-/// A speaker's voice.
+/// A speaker's voice, and the device they record on (each speaker is one client).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Voice {
     pub gender: Gender,
@@ -61,6 +61,12 @@ pub struct Voice {
     pub breathiness: f64,
     /// Personal spectral tilt (−1 dark .. +1 bright).
     pub tilt: f64,
+    /// The speaker's device: recording level in dB ...
+    pub device_gain_db: f64,
+    /// ... background noise level (SNR in dB) ...
+    pub device_snr_db: f64,
+    /// ... and noise colour (pink or white).
+    pub device_pink_noise: bool,
 }
 
 /// Everything needed to render one utterance, deterministically.
@@ -96,6 +102,10 @@ struct Prosody {
     attack: f64,
     /// Pause length factor between words.
     pause: f64,
+    /// First-formant shift (vocal effort raises F1).
+    f1: f64,
+    /// Formant bandwidth factor (breathy, lax voices are wider).
+    bandwidth: f64,
 }
 
 fn prosody(e: Emotion) -> Prosody {
@@ -112,58 +122,68 @@ fn prosody(e: Emotion) -> Prosody {
             tremor: 0.0,
             attack: 0.03,
             pause: 1.0,
+            f1: 1.0,
+            bandwidth: 1.0,
         },
         Emotion::Happy => Prosody {
             pitch: 1.15,
             range: 1.9,
             rate: 1.08,
             loudness_db: 2.5,
-            tilt: 0.2,
+            tilt: 0.3,
             jitter: 0.008,
             shimmer: 0.05,
             breath: 0.05,
             tremor: 0.0,
             attack: 0.025,
             pause: 0.9,
+            f1: 1.08,
+            bandwidth: 0.9,
         },
         Emotion::Angry => Prosody {
             pitch: 1.1,
             range: 1.4,
             rate: 1.1,
             loudness_db: 5.0,
-            tilt: 0.55,
+            tilt: 0.85,
             jitter: 0.01,
             shimmer: 0.09,
             breath: -0.05,
             tremor: 0.0,
             attack: 0.008,
             pause: 0.8,
+            f1: 1.14,
+            bandwidth: 0.75,
         },
         Emotion::Sad => Prosody {
             pitch: 0.92,
             range: 0.45,
             rate: 0.8,
             loudness_db: -3.5,
-            tilt: -0.45,
+            tilt: -0.75,
             jitter: 0.009,
             shimmer: 0.06,
-            breath: 0.2,
+            breath: 0.25,
             tremor: 0.0,
             attack: 0.05,
             pause: 1.6,
+            f1: 0.94,
+            bandwidth: 1.35,
         },
         Emotion::Fear => Prosody {
             pitch: 1.22,
             range: 1.1,
             rate: 1.15,
             loudness_db: -0.5,
-            tilt: 0.05,
+            tilt: 0.1,
             jitter: 0.025,
             shimmer: 0.08,
-            breath: 0.3,
+            breath: 0.4,
             tremor: 0.035,
             attack: 0.02,
             pause: 1.2,
+            f1: 1.03,
+            bandwidth: 1.15,
         },
     }
 }
@@ -224,7 +244,7 @@ pub fn corpus(cfg: &SyntheticConfig) -> Result<Corpus, CorpusError> {
 }
 
 fn random_voice(rng: &mut StdRng, index: usize) -> Voice {
-    let gender = if index % 2 == 0 {
+    let gender = if index.is_multiple_of(2) {
         Gender::Male
     } else {
         Gender::Female
@@ -242,7 +262,10 @@ fn random_voice(rng: &mut StdRng, index: usize) -> Voice {
         rate: n(rng, 1.0, 0.12).clamp(0.7, 1.35),
         range: n(rng, 1.0, 0.25).clamp(0.5, 1.6),
         breathiness: n(rng, 0.08, 0.06).clamp(0.0, 0.3),
-        tilt: n(rng, 0.0, 0.25).clamp(-0.6, 0.6),
+        tilt: n(rng, 0.0, 0.2).clamp(-0.5, 0.5),
+        device_gain_db: rng.random_range(-10.0..4.0),
+        device_snr_db: rng.random_range(15.0..35.0),
+        device_pink_noise: rng.random_bool(0.5),
     }
 }
 
@@ -266,6 +289,7 @@ pub struct Plan {
     attack: f64,
     snr_db: f64,
     pink_noise: bool,
+    bandwidth: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -297,7 +321,7 @@ pub fn plan(u: &SyntheticUtterance) -> Plan {
     let range = (v.range * p.range * (1.0 + g(&mut rng, 0.35))).max(0.15);
     let rate = (v.rate * p.rate * (1.0 + g(&mut rng, 0.12))).clamp(0.5, 1.8);
     let loud_db = p.loudness_db + g(&mut rng, 2.5);
-    let tilt = (v.tilt + p.tilt + g(&mut rng, 0.25)).clamp(-0.9, 0.9);
+    let tilt = (v.tilt + p.tilt + g(&mut rng, 0.15)).clamp(-0.95, 0.95);
     let breath = (v.breathiness + p.breath + g(&mut rng, 0.08)).clamp(0.0, 0.6);
     let jitter = (p.jitter * (1.0 + g(&mut rng, 0.4))).clamp(0.001, 0.05);
     let shimmer = (p.shimmer * (1.0 + g(&mut rng, 0.4))).clamp(0.005, 0.2);
@@ -309,8 +333,6 @@ pub fn plan(u: &SyntheticUtterance) -> Plan {
     let mut t = rng.random_range(0.08..0.3);
     let mut syllables = Vec::new();
     let mut vowel = VOWELS[rng.random_range(0..VOWELS.len())];
-    let total_syll: usize = 0;
-    let _ = total_syll;
     let word_sizes: Vec<usize> = (0..words).map(|_| rng.random_range(1..=3)).collect();
     let n_syll: usize = word_sizes.iter().sum();
     let mut index = 0;
@@ -344,8 +366,8 @@ pub fn plan(u: &SyntheticUtterance) -> Plan {
                 onset,
                 f0_from: f0_from.clamp(60.0, 600.0),
                 f0_to: f0_to.clamp(60.0, 600.0),
-                from: vowel.map(|f| f * scale),
-                to: next.map(|f| f * scale),
+                from: [vowel[0] * p.f1, vowel[1], vowel[2]].map(|f| f * scale),
+                to: [next[0] * p.f1, next[1], next[2]].map(|f| f * scale),
                 amp: 1.0 + g(&mut rng, 0.15),
             });
             vowel = next;
@@ -365,7 +387,7 @@ pub fn plan(u: &SyntheticUtterance) -> Plan {
     Plan {
         mean_f0: voiced_f0,
         seconds: t,
-        gain_db: loud_db + rng.random_range(-8.0..2.0),
+        gain_db: u.voice.device_gain_db + loud_db + rng.random_range(-2.0..2.0),
         syllables,
         jitter,
         shimmer,
@@ -374,8 +396,9 @@ pub fn plan(u: &SyntheticUtterance) -> Plan {
         tremor,
         tremor_hz: rng.random_range(5.0..8.0),
         attack,
-        snr_db: rng.random_range(15.0..35.0),
-        pink_noise: rng.random_bool(0.5),
+        snr_db: u.voice.device_snr_db + rng.random_range(-3.0..3.0),
+        pink_noise: u.voice.device_pink_noise,
+        bandwidth: p.bandwidth * (1.0 + g(&mut rng, 0.1)).max(0.5),
     }
 }
 
@@ -413,6 +436,7 @@ pub fn render(u: &SyntheticUtterance) -> Vec<f32> {
     let n = (plan.seconds * sr).ceil() as usize;
     let mut rng = StdRng::seed_from_u64(u.seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut out = vec![0.0f64; n];
+    let mut consonants = vec![0.0f64; n];
 
     // Voiced nuclei: glottal source -> tilt -> formant cascade.
     let mut formants = [Resonator::default(); 4];
@@ -436,7 +460,7 @@ pub fn render(u: &SyntheticUtterance) -> Vec<f32> {
                     } else {
                         3500.0 * u.voice.formant_scale
                     };
-                    r.tune(f, bandwidths[j], sr);
+                    r.tune(f, bandwidths[j] * plan.bandwidth, sr);
                 }
             }
             phase += period_f0 / sr;
@@ -488,7 +512,7 @@ pub fn render(u: &SyntheticUtterance) -> Vec<f32> {
             fric.tune(4200.0 * u.voice.formant_scale, 1800.0, sr);
             let m = start - onset_start;
             let mut last = 0.0;
-            for (i, o) in out[onset_start..start].iter_mut().enumerate() {
+            for (i, o) in consonants[onset_start..start].iter_mut().enumerate() {
                 let noise: f64 = rng.sample(StandardNormal);
                 let hp = noise - last;
                 last = noise;
@@ -503,7 +527,7 @@ pub fn render(u: &SyntheticUtterance) -> Vec<f32> {
                         }
                     }
                 };
-                *o += 0.15 * env * fric.step(hp);
+                *o += env * fric.step(hp);
             }
         }
     }

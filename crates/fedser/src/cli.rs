@@ -30,8 +30,92 @@ pub enum Command {
     Features(FeaturesCmd),
     /// Write a deterministic speech-like test recording (16-bit PCM WAV).
     Synth(SynthCmd),
+    /// What a corpus holds: utterances per emotion, speaker and sex; its figures; its features.
+    Corpus(CorpusCmd),
     /// Measure throughput (audio seconds per CPU second).
     Bench(BenchCmd),
+}
+
+/// Which corpus, where, and its loader options (shared by every command that reads one).
+#[derive(Args, Clone)]
+pub struct CorpusArgs {
+    /// crema-d, iemocap, ravdess, emodb, manifest or synthetic.
+    #[arg(long, default_value = "synthetic")]
+    pub corpus: fedser_data::loaders::CorpusKind,
+    /// The corpus root folder (the manifest CSV for `manifest`); not needed for `synthetic`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// CREMA-D: label clips with the listeners' vote on the audio alone instead of the acted emotion.
+    #[arg(long)]
+    pub crema_voice_labels: bool,
+    /// IEMOCAP: keep only improvised dialogs.
+    #[arg(long)]
+    pub iemocap_improvised_only: bool,
+    /// IEMOCAP: keep `exc` (excited) out of happy (by default they are merged).
+    #[arg(long)]
+    pub iemocap_keep_excited_apart: bool,
+    /// Synthetic corpus: number of speakers.
+    #[arg(long, default_value_t = 24)]
+    pub synthetic_speakers: usize,
+    /// Synthetic corpus: utterances per speaker and emotion.
+    #[arg(long, default_value_t = 8)]
+    pub synthetic_per_emotion: usize,
+    /// Seed of everything random (synthetic corpus, splits, partitions, training).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+impl CorpusArgs {
+    /// Loader options these flags describe.
+    pub fn load_options(&self) -> fedser_data::loaders::LoadOptions {
+        use fedser_data::loaders::{CremaLabels, IemocapOptions, LoadOptions};
+        use fedser_data::synthetic::SyntheticConfig;
+        LoadOptions {
+            crema_labels: if self.crema_voice_labels {
+                CremaLabels::Voice
+            } else {
+                CremaLabels::Acted
+            },
+            iemocap: IemocapOptions {
+                merge_excited: !self.iemocap_keep_excited_apart,
+                improvised_only: self.iemocap_improvised_only,
+            },
+            synthetic: SyntheticConfig {
+                speakers: self.synthetic_speakers,
+                per_emotion: self.synthetic_per_emotion,
+                seed: self.seed,
+                ..SyntheticConfig::default()
+            },
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CorpusCmd {
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the bar chart of utterances per emotion (.png or .svg).
+    #[arg(long)]
+    pub plot_counts: Option<PathBuf>,
+    /// Draw the waveform of one recording (.png or .svg).
+    #[arg(long)]
+    pub plot_waveform: Option<PathBuf>,
+    /// The utterance whose waveform is drawn (default: the first).
+    #[arg(long)]
+    pub utterance: Option<String>,
+    /// Extract the features of every utterance (the paper's front end) and report the time.
+    #[arg(long)]
+    pub extract: bool,
+    /// Feature cache folder used by --extract.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Write every utterance as a 16-bit WAV plus manifest.csv into this folder (for the
+    /// synthetic corpus: a corpus anyone can then load with --corpus manifest).
+    #[arg(long)]
+    pub write_wavs: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod cputime;
 mod matrix_io;
+mod plots;
 mod progress;
 
 use clap::Parser;

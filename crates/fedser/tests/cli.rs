@@ -189,3 +189,98 @@ fn features_on_an_empty_folder_is_an_error() {
         .failure();
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("no audio files"));
 }
+
+#[test]
+fn corpus_summarises_draws_and_writes_the_synthetic_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let counts = dir.path().join("counts.svg");
+    let wave = dir.path().join("wave.png");
+    let out = fedser()
+        .args([
+            "corpus",
+            "--corpus",
+            "synthetic",
+            "--synthetic-speakers",
+            "4",
+            "--synthetic-per-emotion",
+            "2",
+            "--json",
+        ])
+        .args([
+            "--plot-counts",
+            counts.to_str().unwrap(),
+            "--plot-waveform",
+            wave.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["total"], 40);
+    assert_eq!(json["speakers"], 4);
+    assert_eq!(json["skipped"], 0);
+    assert_eq!(json["per_emotion"]["fear"], 8);
+    let svg = std::fs::read_to_string(&counts).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("neutral") && svg.contains("fear"));
+    assert_eq!(&std::fs::read(&wave).unwrap()[1..4], b"PNG");
+
+    // Written out as WAVs plus a manifest, it loads back as the same corpus.
+    let wavs = dir.path().join("wavs");
+    fedser()
+        .args([
+            "corpus",
+            "--synthetic-speakers",
+            "4",
+            "--synthetic-per-emotion",
+            "2",
+            "--quiet",
+        ])
+        .args(["--write-wavs", wavs.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = fedser()
+        .args([
+            "corpus",
+            "--corpus",
+            "manifest",
+            "--data",
+            wavs.to_str().unwrap(),
+            "--json",
+            "--extract",
+        ])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["total"], 40);
+    assert_eq!(json["speakers"], 4);
+    assert!(
+        String::from_utf8_lossy(&out.get_output().stderr).contains("features of 40 utterances")
+    );
+}
+
+#[test]
+fn corpus_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fedser()
+        .args([
+            "corpus",
+            "--corpus",
+            "ravdess",
+            "--data",
+            dir.path().to_str().unwrap(),
+        ])
+        .assert()
+        .failure();
+    assert!(
+        String::from_utf8_lossy(&out.get_output().stderr).contains("no usable ravdess recordings")
+    );
+    let out = fedser()
+        .args(["corpus", "--corpus", "emodb"])
+        .assert()
+        .failure();
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("--data"));
+    let out = fedser()
+        .args(["corpus", "--corpus", "timit"])
+        .assert()
+        .failure();
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("unknown corpus"));
+}

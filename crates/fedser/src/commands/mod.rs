@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod corpus;
 mod features;
 mod mfcc;
 mod synth;
@@ -18,6 +19,7 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
         Command::Mfcc(cmd) => mfcc::run(cmd),
         Command::Features(cmd) => features::run(cmd, quiet),
         Command::Synth(cmd) => synth::run(cmd),
+        Command::Corpus(cmd) => corpus::run(cmd, quiet),
         Command::Bench(cmd) => match cmd.what {
             BenchWhat::Mfcc {
                 dir,
