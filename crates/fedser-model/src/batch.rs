@@ -1,0 +1,118 @@
+//! From feature matrices to model inputs: padded `[batch, frames, coeffs]` tensors with a
+//! float mask and the true lengths, and utterance-level statistics for the DNN.
+
+use burn::prelude::*;
+use fedser_core::FeatureMatrix;
+use rand::RngExt;
+use rand::rngs::StdRng;
+
+/// One labelled utterance.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub features: FeatureMatrix,
+    /// Class index (`Emotion::index`).
+    pub label: usize,
+}
+
+/// Tensors for one batch.
+pub struct Input {
+    /// `[batch, frames, coeffs]`, zero-padded.
+    pub x: Tensor<3>,
+    /// `[batch, frames]`, 1 for real frames, 0 for padding.
+    pub mask: Tensor<2>,
+    /// True frame counts.
+    pub lengths: Vec<usize>,
+    /// `[batch, 4 × coeffs]`: per-coefficient mean, standard deviation, and the mean and
+    /// standard deviation of the first difference (deltas), over the real frames.
+    pub stats: Tensor<2>,
+}
+
+/// Number of statistics per coefficient in [`Input::stats`].
+pub const STATS_PER_COEFF: usize = 4;
+
+/// Builds the input for `examples`: each cropped to at most `max_frames` (a random window
+/// when `crop_rng` is given — augmentation — else the centre) and padded to the longest.
+pub fn input(
+    examples: &[&Example],
+    max_frames: usize,
+    crop_rng: Option<&mut StdRng>,
+    device: &Device,
+) -> Input {
+    let coeffs = examples.first().map_or(13, |e| e.features.coeffs());
+    let mut rng = crop_rng;
+    let spans: Vec<(usize, usize)> = examples
+        .iter()
+        .map(|e| {
+            let n = e.features.frames();
+            let len = n.min(max_frames).max(1);
+            let spare = n.saturating_sub(len);
+            let start = match rng.as_deref_mut() {
+                Some(r) if spare > 0 => r.random_range(0..=spare),
+                _ => spare / 2,
+            };
+            (start, len)
+        })
+        .collect();
+    let frames = spans.iter().map(|s| s.1).max().unwrap_or(1);
+    let b = examples.len();
+    let mut x = vec![0.0f32; b * frames * coeffs];
+    let mut mask = vec![0.0f32; b * frames];
+    let mut stats = Vec::with_capacity(b * STATS_PER_COEFF * coeffs);
+    let mut lengths = Vec::with_capacity(b);
+    for (i, (e, &(start, len))) in examples.iter().zip(&spans).enumerate() {
+        let avail = e.features.frames().saturating_sub(start).min(len);
+        let src = &e.features.as_slice()[start * coeffs..(start + avail) * coeffs];
+        x[i * frames * coeffs..i * frames * coeffs + src.len()].copy_from_slice(src);
+        mask[i * frames..i * frames + avail]
+            .iter_mut()
+            .for_each(|m| *m = 1.0);
+        lengths.push(avail.max(1));
+        stats.extend(utterance_stats(src, coeffs));
+    }
+    Input {
+        x: Tensor::<3>::from_data(TensorData::new(x, [b, frames, coeffs]), device),
+        mask: Tensor::<2>::from_data(TensorData::new(mask, [b, frames]), device),
+        lengths,
+        stats: Tensor::<2>::from_data(
+            TensorData::new(stats, [b, STATS_PER_COEFF * coeffs]),
+            device,
+        ),
+    }
+}
+
+/// Mean and standard deviation of each coefficient and of its first difference.
+pub fn utterance_stats(frames: &[f32], coeffs: usize) -> Vec<f32> {
+    let n = frames.len() / coeffs.max(1);
+    let mut out = Vec::with_capacity(STATS_PER_COEFF * coeffs);
+    let moments = |values: &mut dyn Iterator<Item = f64>| -> (f32, f32) {
+        let (mut s, mut q, mut k) = (0.0, 0.0, 0usize);
+        for v in values {
+            s += v;
+            q += v * v;
+            k += 1;
+        }
+        if k == 0 {
+            return (0.0, 0.0);
+        }
+        let mean = s / k as f64;
+        (
+            mean as f32,
+            (q / k as f64 - mean * mean).max(0.0).sqrt() as f32,
+        )
+    };
+    for c in 0..coeffs {
+        let (m, s) = moments(&mut (0..n).map(|t| frames[t * coeffs + c] as f64));
+        let (dm, ds) = moments(
+            &mut (1..n).map(|t| (frames[t * coeffs + c] - frames[(t - 1) * coeffs + c]) as f64),
+        );
+        out.extend([m, s, dm, ds]);
+    }
+    out
+}
+
+/// Labels as an integer tensor.
+pub fn labels(examples: &[&Example], device: &Device) -> Tensor<1, Int> {
+    let y: Vec<i64> = examples.iter().map(|e| e.label as i64).collect();
+    let n = y.len();
+    Tensor::<1, Int>::from_data(TensorData::new(y, [n]), device)
+}

@@ -1,0 +1,289 @@
+//! Local training: mini-batches, Adam/AdamW/SGD, class weights, early stopping on the
+//! validation unweighted accuracy (keeping the best epoch's weights), deterministic from the
+//! seed, and a clear error when the loss turns NaN.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, SgdConfig};
+use burn::prelude::*;
+use fedser_core::{ConfusionMatrix, Emotion};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::batch::{self, Example};
+use crate::model::{EmotionModel, ModelError};
+
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    Adam,
+    AdamW,
+    /// SGD with momentum 0.9.
+    Sgd,
+}
+
+impl std::str::FromStr for Optimizer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "adam" => Ok(Optimizer::Adam),
+            "adamw" => Ok(Optimizer::AdamW),
+            "sgd" => Ok(Optimizer::Sgd),
+            _ => Err(format!(
+                "unknown optimiser {s:?} (expected adam, adamw or sgd)"
+            )),
+        }
+    }
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub optimizer: Optimizer,
+    /// Stop after this many epochs without a better validation UA (0: never stop early).
+    pub patience: usize,
+    /// Weight the loss by inverse class frequency.
+    pub class_weights: bool,
+    /// Random crops of long utterances while training (augmentation).
+    pub random_crop: bool,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            optimizer: Optimizer::AdamW,
+            patience: 8,
+            class_weights: true,
+            random_crop: true,
+            seed: 7,
+        }
+    }
+}
+
+/// One epoch's record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Validation UA and accuracy, when there is a validation set.
+    pub val_ua: Option<f64>,
+    pub val_accuracy: Option<f64>,
+}
+
+/// What happened during training.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct History {
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch whose weights were kept (the best validation UA, else the last).
+    pub best_epoch: usize,
+    pub examples_per_second: f64,
+}
+
+/// Why training stopped without a model.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(
+        "the loss became {value} in epoch {epoch} (batch {batch}); lower the learning rate or check the features"
+    )]
+    NonFiniteLoss {
+        epoch: usize,
+        batch: usize,
+        value: f32,
+    },
+    #[error("no training examples")]
+    Empty,
+    #[error("invalid training settings: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+fn class_weights(examples: &[Example], classes: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; classes];
+    for e in examples {
+        counts[e.label.min(classes - 1)] += 1;
+    }
+    let present = counts.iter().filter(|&&c| c > 0).count().max(1);
+    let n = examples.len() as f32;
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                1.0
+            } else {
+                n / (present as f32 * c as f32)
+            }
+        })
+        .collect()
+}
+
+/// Trains `model` on `train`, choosing the epoch by `val` (when not empty).
+pub fn train(
+    mut model: EmotionModel,
+    train: &[Example],
+    val: &[Example],
+    cfg: &TrainConfig,
+) -> Result<(EmotionModel, History), TrainError> {
+    if train.is_empty() {
+        return Err(TrainError::Empty);
+    }
+    if cfg.batch_size == 0 || !(cfg.learning_rate > 0.0 && cfg.learning_rate.is_finite()) {
+        return Err(TrainError::Config(format!(
+            "batch size {} and learning rate {} must be positive",
+            cfg.batch_size, cfg.learning_rate
+        )));
+    }
+    if let Some(bad) = train
+        .iter()
+        .chain(val)
+        .find(|e| e.label >= model.spec.n_classes)
+    {
+        return Err(TrainError::Config(format!(
+            "label {} is out of range",
+            bad.label
+        )));
+    }
+    let device = crate::model::train_device();
+    let weights = if cfg.class_weights {
+        class_weights(train, model.spec.n_classes)
+    } else {
+        vec![1.0; model.spec.n_classes]
+    };
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_weights(Some(weights))
+        .init(&device);
+    let decay = cfg.weight_decay as f32;
+    let mut optim = match cfg.optimizer {
+        Optimizer::Adam => AdamConfig::new()
+            .with_weight_decay((decay > 0.0).then_some(WeightDecayConfig { penalty: decay }))
+            .init(),
+        Optimizer::AdamW => AdamWConfig::new().with_weight_decay(decay).init(),
+        Optimizer::Sgd => SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+            ))
+            .with_weight_decay((decay > 0.0).then_some(WeightDecayConfig { penalty: decay }))
+            .init(),
+    };
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut history = History::default();
+    let mut best: Option<(f64, fedser_core::ParamSet)> = None;
+    let mut since_best = 0;
+    let started = std::time::Instant::now();
+    let mut seen = 0usize;
+    for epoch in 1..=cfg.epochs {
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut batches) = (0.0f64, 0usize);
+        for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
+            let crop = if cfg.random_crop {
+                Some(&mut rng)
+            } else {
+                None
+            };
+            let input = batch::input(&examples, model.spec.max_frames, crop, &device);
+            let labels = batch::labels(&examples, &device);
+            let logits = model.forward(&input, Some(&mut rng));
+            let loss = loss_fn.forward(logits, labels);
+            let value: f32 = loss.clone().into_scalar();
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    epoch,
+                    batch: b + 1,
+                    value,
+                });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model.net);
+            model.net = optim.step(cfg.learning_rate, model.net, grads);
+            loss_sum += value as f64;
+            batches += 1;
+            seen += examples.len();
+        }
+        let mut record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / batches.max(1) as f64,
+            val_ua: None,
+            val_accuracy: None,
+        };
+        if !val.is_empty() {
+            let cm = evaluate(&model, val, cfg.batch_size.max(64));
+            let ua = cm.unweighted_accuracy();
+            record.val_ua = Some(ua);
+            record.val_accuracy = Some(cm.accuracy());
+            if best.as_ref().is_none_or(|(b, _)| ua > *b) {
+                best = Some((ua, model.params()?));
+                history.best_epoch = epoch;
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+        } else {
+            history.best_epoch = epoch;
+        }
+        tracing::debug!(
+            "epoch {epoch}: loss {:.4} val UA {:?}",
+            record.train_loss,
+            record.val_ua
+        );
+        history.epochs.push(record);
+        if cfg.patience > 0 && since_best >= cfg.patience {
+            break;
+        }
+    }
+    history.examples_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    if let Some((_, params)) = best {
+        model = model.set_params(&params)?;
+    }
+    Ok((model, history))
+}
+
+/// Class probabilities for each example (evaluation mode: no dropout, batch-norm statistics).
+pub fn predict(model: &EmotionModel, examples: &[Example], batch_size: usize) -> Vec<Vec<f32>> {
+    let device = crate::model::train_device().inner();
+    let eval = EmotionModel {
+        spec: model.spec.clone(),
+        net: model.net.valid(),
+    };
+    let mut out = Vec::with_capacity(examples.len());
+    let refs: Vec<&Example> = examples.iter().collect();
+    for chunk in refs.chunks(batch_size.max(1)) {
+        let input = batch::input(chunk, eval.spec.max_frames, None, &device);
+        let probs = burn::tensor::activation::softmax(eval.forward(&input, None), 1);
+        let flat = probs
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default();
+        out.extend(flat.chunks(eval.spec.n_classes).map(<[f32]>::to_vec));
+    }
+    out
+}
+
+/// Confusion matrix of `model` on `examples`.
+pub fn evaluate(model: &EmotionModel, examples: &[Example], batch_size: usize) -> ConfusionMatrix {
+    let mut cm = ConfusionMatrix::new();
+    for (e, p) in examples.iter().zip(predict(model, examples, batch_size)) {
+        let best = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        if let (Some(t), Some(q)) = (Emotion::from_index(e.label), Emotion::from_index(best)) {
+            cm.add(t, q);
+        }
+    }
+    cm
+}
