@@ -32,8 +32,113 @@ pub enum Command {
     Synth(SynthCmd),
     /// What a corpus holds: utterances per emotion, speaker and sex; its figures; its features.
     Corpus(CorpusCmd),
+    /// Train a centralised baseline on a speaker-independent split; writes DIR/model.safetensors.
+    Train(TrainCmd),
+    /// Metrics of a trained model on a corpus.
+    Evaluate(EvaluateCmd),
+    /// Emotion and class probabilities of recordings.
+    Predict(PredictCmd),
     /// Measure throughput (audio seconds per CPU second).
     Bench(BenchCmd),
+}
+
+/// How features are z-scored before the model sees them.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// Each speaker with their own statistics (nothing global leaves a device).
+    Speaker,
+    /// Statistics of the whole training set (centralised baselines).
+    Global,
+    /// No normalisation.
+    None,
+}
+
+#[derive(Args)]
+pub struct TrainCmd {
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    /// dnn, cnn, lstm or lstm-transformer.
+    #[arg(long, default_value = "cnn")]
+    pub arch: fedser_model::Arch,
+    /// Model width (default per architecture).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Dropout before the classifier.
+    #[arg(long, default_value_t = 0.3)]
+    pub dropout: f64,
+    /// LSTM models: one direction only.
+    #[arg(long)]
+    pub unidirectional: bool,
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// adam, adamw or sgd.
+    #[arg(long, default_value = "adamw")]
+    pub optimizer: fedser_model::Optimizer,
+    /// Stop after this many epochs without a better validation UA (0: never).
+    #[arg(long, default_value_t = 8)]
+    pub patience: usize,
+    /// Do not weight the loss by inverse class frequency.
+    #[arg(long)]
+    pub no_class_weights: bool,
+    /// Held-out test speakers, comma-separated (default: --test-fraction of the speakers).
+    #[arg(long, value_delimiter = ',')]
+    pub test_speakers: Vec<String>,
+    /// Fraction of speakers held out for testing when --test-speakers is not given.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Fraction of the training utterances used for validation (early stopping).
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    /// Feature normalisation.
+    #[arg(long, value_enum, default_value_t = Norm::Speaker)]
+    pub norm: Norm,
+    /// Feature cache folder.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Output folder (model.safetensors, metrics.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the test metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EvaluateCmd {
+    /// A model file, or a folder holding model.safetensors or global.safetensors.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    /// Only these speakers (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub speakers: Vec<String>,
+    /// Feature cache folder.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// One JSON object: accuracy, ua, macro_f1, weighted_f1, per_class, confusion.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PredictCmd {
+    /// A model file, or a folder holding model.safetensors or global.safetensors.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Recordings.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which corpus, where, and its loader options (shared by every command that reads one).

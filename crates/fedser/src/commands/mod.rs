@@ -2,9 +2,13 @@
 
 mod bench;
 mod corpus;
+mod dataset;
+mod evaluate;
 mod features;
 mod mfcc;
+mod predict;
 mod synth;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +24,9 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
         Command::Features(cmd) => features::run(cmd, quiet),
         Command::Synth(cmd) => synth::run(cmd),
         Command::Corpus(cmd) => corpus::run(cmd, quiet),
+        Command::Train(cmd) => train::run(cmd, quiet),
+        Command::Evaluate(cmd) => evaluate::run(cmd, quiet),
+        Command::Predict(cmd) => predict::run(cmd),
         Command::Bench(cmd) => match cmd.what {
             BenchWhat::Mfcc {
                 dir,

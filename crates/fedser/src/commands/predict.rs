@@ -1,0 +1,83 @@
+//! `fedser predict`: the emotion of recordings, with class probabilities.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use fedser_audio::FrontEnd;
+use fedser_core::Emotion;
+use fedser_data::features::Normaliser;
+use fedser_model::{Example, predict};
+
+use super::dataset::NormRecord;
+use super::evaluate::load_model;
+use crate::cli::PredictCmd;
+
+pub fn run(cmd: PredictCmd) -> Result<ExitCode> {
+    let (model, front_cfg, norm) = load_model(&cmd.model)?;
+    let mut front = FrontEnd::new(front_cfg)?;
+    if matches!(norm, NormRecord::Speaker) && !cmd.json {
+        // A lone recording has no speaker statistics: it is normalised with its own.
+        eprintln!(
+            "note: the model expects per-speaker normalisation; each recording is normalised with its own statistics"
+        );
+    }
+    let mut failed = 0;
+    for file in &cmd.files {
+        let mut features = match front.extract_file(file) {
+            Ok(f) if f.frames() > 0 => f,
+            Ok(_) => {
+                eprintln!("{}: too short for one frame", file.display());
+                failed += 1;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                failed += 1;
+                continue;
+            }
+        };
+        match &norm {
+            NormRecord::Speaker => {
+                if let Some(n) = Normaliser::fit([&features]) {
+                    n.apply(&mut features);
+                }
+            }
+            NormRecord::Global { mean, std } => Normaliser {
+                mean: mean.clone(),
+                std: std.clone(),
+            }
+            .apply(&mut features),
+            NormRecord::None => {}
+        }
+        let probs = predict(&model, &[Example { features, label: 0 }], 1).remove(0);
+        let best = probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        let emotion = Emotion::from_index(best).unwrap_or(Emotion::Neutral);
+        if cmd.json {
+            let p: serde_json::Map<String, serde_json::Value> = Emotion::ALL
+                .iter()
+                .zip(&probs)
+                .map(|(e, v)| (e.name().to_string(), (*v as f64).into()))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"file": file, "emotion": emotion.name(), "probabilities": p})
+            );
+        } else {
+            let p: Vec<String> = Emotion::ALL
+                .iter()
+                .zip(&probs)
+                .map(|(e, v)| format!("{} {:.2}", e.name(), v))
+                .collect();
+            println!("{}: {}  ({})", file.display(), emotion.name(), p.join(", "));
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,118 @@
+//! `fedser train`: the centralised baseline on a speaker-independent split.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use fedser_audio::FrontEndConfig;
+use fedser_data::partition::{TestSpeakers, speaker_split, train_val_split};
+use fedser_model::model::train_device;
+use fedser_model::{EmotionModel, ModelSpec, TrainConfig, evaluate, train};
+
+use super::dataset::{self, examples};
+use super::evaluate::print_metrics;
+use crate::cli::TrainCmd;
+
+/// Metadata keys the binary adds to model files.
+pub const META_FRONT_END: &str = "fedser.front_end";
+pub const META_NORM: &str = "fedser.normalisation";
+pub const META_TRAIN: &str = "fedser.train_config";
+
+pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
+    let front = FrontEndConfig::default();
+    let mut spec = ModelSpec::new(cmd.arch);
+    if let Some(h) = cmd.hidden {
+        spec.hidden = h;
+    }
+    spec.dropout = cmd.dropout;
+    spec.bidirectional = !cmd.unidirectional;
+    spec.validate().map_err(anyhow::Error::msg)?;
+    let cfg = TrainConfig {
+        epochs: cmd.epochs,
+        batch_size: cmd.batch_size,
+        learning_rate: cmd.lr,
+        weight_decay: cmd.weight_decay,
+        optimizer: cmd.optimizer,
+        patience: cmd.patience,
+        class_weights: !cmd.no_class_weights,
+        random_crop: true,
+        seed: cmd.corpus.seed,
+    };
+
+    let mut data = dataset::load(&cmd.corpus, &front, cmd.cache.as_deref(), quiet)?;
+    let test = if cmd.test_speakers.is_empty() {
+        TestSpeakers::Fraction(cmd.test_fraction)
+    } else {
+        TestSpeakers::Named(cmd.test_speakers.clone())
+    };
+    let (train_idx, test_idx) = speaker_split(&data.corpus.utterances, &test, cmd.corpus.seed)?;
+    let (fit_idx, val_idx) = train_val_split(
+        &data.corpus.utterances,
+        &train_idx,
+        cmd.val_fraction,
+        cmd.corpus.seed,
+    );
+    let norm = dataset::normalise(&mut data, cmd.norm, &train_idx);
+    let test_speakers: Vec<String> = dataset::by_speaker(&data.corpus, &test_idx)
+        .iter()
+        .map(|g| data.corpus.utterances[g[0]].speaker.clone())
+        .collect();
+    eprintln!(
+        "{} {}: {} training, {} validation, {} test utterances (test speakers: {})",
+        data.corpus.name,
+        cmd.arch,
+        fit_idx.len(),
+        val_idx.len(),
+        test_idx.len(),
+        test_speakers.join(",")
+    );
+
+    let model = EmotionModel::new(spec, cmd.corpus.seed, &train_device())?;
+    let started = std::time::Instant::now();
+    let (model, history) = train(
+        model,
+        &examples(&data, &fit_idx),
+        &examples(&data, &val_idx),
+        &cfg,
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    let metrics = evaluate(&model, &examples(&data, &test_idx), 64).metrics();
+
+    std::fs::create_dir_all(&cmd.out)
+        .with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let mut meta = BTreeMap::new();
+    meta.insert(META_FRONT_END.to_string(), serde_json::to_string(&front)?);
+    meta.insert(META_NORM.to_string(), serde_json::to_string(&norm)?);
+    meta.insert(META_TRAIN.to_string(), serde_json::to_string(&cfg)?);
+    let model_path = cmd.out.join("model.safetensors");
+    model.save(&model_path, &meta)?;
+    let report = serde_json::json!({
+        "corpus": data.corpus.name,
+        "arch": cmd.arch.name(),
+        "test_speakers": test_speakers,
+        "train_utterances": fit_idx.len(),
+        "val_utterances": val_idx.len(),
+        "test_utterances": test_idx.len(),
+        "parameters": model.num_params(),
+        "train_seconds": seconds,
+        "history": history,
+        "test": metrics,
+    });
+    std::fs::write(
+        cmd.out.join("metrics.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    if cmd.json {
+        println!("{}", serde_json::to_string(&metrics)?);
+    } else {
+        print_metrics(&metrics);
+        println!(
+            "trained {} epochs (kept epoch {}) in {seconds:.1} s, {:.0} utterances/s; model: {}",
+            history.epochs.len(),
+            history.best_epoch,
+            history.examples_per_second,
+            model_path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
