@@ -60,12 +60,12 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            epochs: 30,
+            epochs: 60,
             batch_size: 32,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
             optimizer: Optimizer::AdamW,
-            patience: 8,
+            patience: 0,
             class_weights: true,
             random_crop: true,
             seed: 7,

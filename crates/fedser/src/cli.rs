@@ -70,7 +70,7 @@ pub struct TrainCmd {
     /// LSTM models: one direction only.
     #[arg(long)]
     pub unidirectional: bool,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 60)]
     pub epochs: usize,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -81,8 +81,9 @@ pub struct TrainCmd {
     /// adam, adamw or sgd.
     #[arg(long, default_value = "adamw")]
     pub optimizer: fedser_model::Optimizer,
-    /// Stop after this many epochs without a better validation UA (0: never).
-    #[arg(long, default_value_t = 8)]
+    /// Stop after this many epochs without a better validation UA (0: never). Whatever the
+    /// patience, the epoch with the best validation UA is kept.
+    #[arg(long, default_value_t = 0)]
     pub patience: usize,
     /// Do not weight the loss by inverse class frequency.
     #[arg(long)]

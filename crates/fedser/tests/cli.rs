@@ -291,43 +291,84 @@ fn train_evaluate_predict_round_trip() {
     let out = dir.path().join("model");
     let synth_args = ["--synthetic-speakers", "6", "--synthetic-per-emotion", "4"];
     let trained = fedser()
-        .args(["train", "--arch", "dnn", "--epochs", "6", "--test-speakers", "synth_004,synth_005", "--json", "--quiet"])
+        .args([
+            "train",
+            "--arch",
+            "dnn",
+            "--epochs",
+            "6",
+            "--test-speakers",
+            "synth_004,synth_005",
+            "--json",
+            "--quiet",
+        ])
         .args(synth_args)
         .args(["--out", out.to_str().unwrap()])
         .assert()
         .success();
-    let train_metrics: serde_json::Value = serde_json::from_slice(&trained.get_output().stdout).unwrap();
-    for key in ["accuracy", "ua", "macro_f1", "weighted_f1", "per_class", "confusion"] {
+    let train_metrics: serde_json::Value =
+        serde_json::from_slice(&trained.get_output().stdout).unwrap();
+    for key in [
+        "accuracy",
+        "ua",
+        "macro_f1",
+        "weighted_f1",
+        "per_class",
+        "confusion",
+    ] {
         assert!(train_metrics.get(key).is_some(), "missing {key}");
     }
     assert!(out.join("model.safetensors").is_file() && out.join("metrics.json").is_file());
 
     // evaluate on the same held-out speakers reproduces the training run's test figures.
     let evaluated = fedser()
-        .args(["evaluate", "--model", out.to_str().unwrap(), "--speakers", "synth_004,synth_005", "--json", "--quiet"])
+        .args([
+            "evaluate",
+            "--model",
+            out.to_str().unwrap(),
+            "--speakers",
+            "synth_004,synth_005",
+            "--json",
+            "--quiet",
+        ])
         .args(synth_args)
         .assert()
         .success();
-    let eval_metrics: serde_json::Value = serde_json::from_slice(&evaluated.get_output().stdout).unwrap();
+    let eval_metrics: serde_json::Value =
+        serde_json::from_slice(&evaluated.get_output().stdout).unwrap();
     assert_eq!(eval_metrics["ua"], train_metrics["ua"]);
     assert_eq!(eval_metrics["confusion"], train_metrics["confusion"]);
 
     // predict gives one emotion and a probability distribution per file.
     let wav = synth(dir.path(), "s.wav", 2.0, 16000, 4);
     let predicted = fedser()
-        .args(["predict", "--model", out.join("model.safetensors").to_str().unwrap(), "--json"])
+        .args([
+            "predict",
+            "--model",
+            out.join("model.safetensors").to_str().unwrap(),
+            "--json",
+        ])
         .arg(&wav)
         .assert()
         .success();
     let line: serde_json::Value = serde_json::from_slice(&predicted.get_output().stdout).unwrap();
-    let total: f64 = line["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    let total: f64 = line["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((total - 1.0).abs() < 1e-4);
     assert!(line["emotion"].as_str().is_some());
 
     // Bad model paths and files fail with the path named.
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"not a model").unwrap();
-    let failed = fedser().args(["predict", "--model", junk.to_str().unwrap()]).arg(&wav).assert().failure();
+    let failed = fedser()
+        .args(["predict", "--model", junk.to_str().unwrap()])
+        .arg(&wav)
+        .assert()
+        .failure();
     assert!(String::from_utf8_lossy(&failed.get_output().stderr).contains("junk.safetensors"));
     let failed = fedser()
         .args(["evaluate", "--model", dir.path().to_str().unwrap()])
