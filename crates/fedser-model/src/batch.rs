@@ -38,6 +38,56 @@ pub fn input(
     crop_rng: Option<&mut StdRng>,
     device: &Device,
 ) -> Input {
+    input_augmented(examples, max_frames, crop_rng, None, device)
+}
+
+/// Feature-space augmentation (SpecAugment-style, on normalised MFCCs): one masked time span
+/// of up to `time_mask` of the frames, one masked coefficient, and noise of `noise` standard
+/// deviation.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Augment {
+    pub time_mask: f64,
+    pub noise: f32,
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Self {
+            time_mask: 0.15,
+            noise: 0.1,
+        }
+    }
+}
+
+fn augment(frames: &mut [f32], coeffs: usize, aug: Augment, rng: &mut StdRng) {
+    let n = frames.len() / coeffs.max(1);
+    if n == 0 {
+        return;
+    }
+    let span = ((n as f64 * aug.time_mask * rng.random::<f64>()) as usize).min(n - 1);
+    let start = rng.random_range(0..=n - span);
+    frames[start * coeffs..(start + span) * coeffs]
+        .iter_mut()
+        .for_each(|v| *v = 0.0);
+    let c = rng.random_range(0..coeffs);
+    for t in 0..n {
+        frames[t * coeffs + c] = 0.0;
+    }
+    for v in frames.iter_mut() {
+        // Sum of three uniforms, scaled to unit variance: cheap and near-Gaussian.
+        let g: f32 = (0..3).map(|_| rng.random::<f32>() - 0.5).sum::<f32>() * 2.0;
+        *v += aug.noise * g;
+    }
+}
+
+/// [`input`] with optional augmentation of every example (training only).
+pub fn input_augmented(
+    examples: &[&Example],
+    max_frames: usize,
+    crop_rng: Option<&mut StdRng>,
+    aug: Option<(Augment, &mut StdRng)>,
+    device: &Device,
+) -> Input {
     let coeffs = examples.first().map_or(13, |e| e.features.coeffs());
     let mut rng = crop_rng;
     let spans: Vec<(usize, usize)> = examples
@@ -59,9 +109,17 @@ pub fn input(
     let mut mask = vec![0.0f32; b * frames];
     let mut stats = Vec::with_capacity(b * STATS_PER_COEFF * coeffs);
     let mut lengths = Vec::with_capacity(b);
+    let mut aug = aug;
+    let mut scratch = Vec::new();
     for (i, (e, &(start, len))) in examples.iter().zip(&spans).enumerate() {
         let avail = e.features.frames().saturating_sub(start).min(len);
-        let src = &e.features.as_slice()[start * coeffs..(start + avail) * coeffs];
+        let mut src = &e.features.as_slice()[start * coeffs..(start + avail) * coeffs];
+        if let Some((a, r)) = aug.as_mut() {
+            scratch.clear();
+            scratch.extend_from_slice(src);
+            augment(&mut scratch, coeffs, *a, r);
+            src = &scratch;
+        }
         x[i * frames * coeffs..i * frames * coeffs + src.len()].copy_from_slice(src);
         mask[i * frames..i * frames + avail]
             .iter_mut()

@@ -54,6 +54,8 @@ pub struct TrainConfig {
     pub class_weights: bool,
     /// Random crops of long utterances while training (augmentation).
     pub random_crop: bool,
+    /// Feature-space augmentation while training (time and coefficient masks, noise).
+    pub augment: Option<crate::batch::Augment>,
     pub seed: u64,
 }
 
@@ -68,6 +70,7 @@ impl Default for TrainConfig {
             patience: 0,
             class_weights: true,
             random_crop: true,
+            augment: None,
             seed: 7,
         }
     }
@@ -178,7 +181,11 @@ pub fn train(
             .with_weight_decay((decay > 0.0).then_some(WeightDecayConfig { penalty: decay }))
             .init(),
     };
+    // Separate streams for shuffling and dropout, crops, and augmentation: each stays
+    // reproducible whatever the others draw.
     let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut crop_rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_c409);
+    let mut aug_rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_a06e);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut history = History::default();
     let mut best: Option<(f64, fedser_core::ParamSet)> = None;
@@ -190,12 +197,10 @@ pub fn train(
         let (mut loss_sum, mut batches) = (0.0f64, 0usize);
         for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
-            let crop = if cfg.random_crop {
-                Some(&mut rng)
-            } else {
-                None
-            };
-            let input = batch::input(&examples, model.spec.max_frames, crop, &device);
+            let crop = cfg.random_crop.then_some(&mut crop_rng);
+            let aug = cfg.augment.map(|a| (a, &mut aug_rng));
+            let input =
+                batch::input_augmented(&examples, model.spec.max_frames, crop, aug, &device);
             let labels = batch::labels(&examples, &device);
             let logits = model.forward(&input, Some(&mut rng));
             let loss = loss_fn.forward(logits, labels);

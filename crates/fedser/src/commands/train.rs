@@ -36,6 +36,7 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
         patience: cmd.patience,
         class_weights: !cmd.no_class_weights,
         random_crop: true,
+        augment: cmd.augment.then(fedser_model::batch::Augment::default),
         seed: cmd.corpus.seed,
     };
 
