@@ -31,6 +31,13 @@ fn conv(input: usize, output: usize, kernel: usize, device: &Device) -> Conv1d {
 }
 
 impl Cnn {
+    /// The mask after one pooling step: a pooled step is valid when any of its frames is.
+    fn pool_mask(&self, mask: Tensor<2>) -> Tensor<2> {
+        self.pool
+            .forward(mask.unsqueeze_dim::<3>(1))
+            .squeeze_dim::<2>(1)
+    }
+
     pub fn init(spec: &ModelSpec, device: &Device) -> Self {
         Self {
             conv1: conv(spec.n_features, 32, 5, device),
