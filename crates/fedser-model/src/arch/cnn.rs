@@ -54,20 +54,14 @@ impl Cnn {
 
     pub fn forward(&self, input: &Input, p: f64, rng: Option<&mut StdRng>) -> Tensor<2> {
         let x = input.x.clone().swap_dims(1, 2); // [b, coeffs, t]
-        let mut mask = input.mask.clone();
-        let x = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
-        let x = self.pool.forward(x);
-        // A pooled step is valid when any of its source frames is.
-        mask = self
+        let x = self
             .pool
-            .forward(mask.unsqueeze_dim::<3>(1))
-            .squeeze_dim::<2>(1);
-        let x = self.relu.forward(self.bn2.forward(self.conv2.forward(x)));
-        let x = self.pool.forward(x);
-        mask = self
+            .forward(self.relu.forward(self.bn1.forward(self.conv1.forward(x))));
+        let mask = self.pool_mask(input.mask.clone());
+        let x = self
             .pool
-            .forward(mask.unsqueeze_dim::<3>(1))
-            .squeeze_dim::<2>(1);
+            .forward(self.relu.forward(self.bn2.forward(self.conv2.forward(x))));
+        let mask = self.pool_mask(mask);
         let x = self.relu.forward(self.bn3.forward(self.conv3.forward(x)));
         let h = x.swap_dims(1, 2); // [b, t', c]
         let pooled = Tensor::cat(
