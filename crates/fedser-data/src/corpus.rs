@@ -191,6 +191,14 @@ pub(crate) fn read_dir_sorted(
     Ok(entries)
 }
 
+/// A path's file name without its extension, as an utterance id.
+pub(crate) fn file_stem(path: &std::path::Path) -> String {
+    path.file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Files with extension `.wav` (any case) directly inside `dir`, sorted.
 pub(crate) fn wav_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, CorpusError> {
     Ok(read_dir_sorted(dir)?

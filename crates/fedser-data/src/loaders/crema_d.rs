@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use fedser_core::Emotion;
 
 use crate::corpus::{
-    AudioSource, Corpus, CorpusError, Gender, Utterance, io_error, non_empty, skip, wav_files,
+    AudioSource, Corpus, CorpusError, Gender, Utterance, file_stem, io_error, non_empty, skip,
+    wav_files,
 };
 
 /// Which label a CREMA-D clip gets.
@@ -52,11 +53,7 @@ pub fn load(root: &Path, labels: CremaLabels) -> Result<Corpus, CorpusError> {
     let mut utterances = Vec::new();
     let mut skipped = BTreeMap::new();
     for path in wav_files(&audio)? {
-        let stem = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let stem = file_stem(&path);
         let (actor, acted) = match parse_name(&stem) {
             Ok(parsed) => parsed,
             Err(reason) => {

@@ -8,7 +8,7 @@ use std::path::Path;
 use fedser_core::Emotion;
 
 use crate::corpus::{
-    AudioSource, Corpus, CorpusError, Gender, Utterance, non_empty, skip, wav_files,
+    AudioSource, Corpus, CorpusError, Gender, Utterance, file_stem, non_empty, skip, wav_files,
 };
 
 /// The ten EMO-DB speakers and their sex (Burkhardt et al. 2005).
@@ -35,11 +35,7 @@ pub fn load(root: &Path) -> Result<Corpus, CorpusError> {
     let mut utterances = Vec::new();
     let mut skipped = BTreeMap::new();
     for path in wav_files(&dir)? {
-        let stem = path
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let stem = file_stem(&path);
         match parse_name(&stem) {
             Ok((speaker, gender, emotion)) => utterances.push(Utterance {
                 speaker: format!("emodb_{speaker}"),

@@ -11,8 +11,8 @@ use std::path::Path;
 use fedser_core::Emotion;
 
 use crate::corpus::{
-    AudioSource, Corpus, CorpusError, Gender, Utterance, io_error, non_empty, read_dir_sorted,
-    skip, wav_files,
+    AudioSource, Corpus, CorpusError, Gender, Utterance, file_stem, io_error, non_empty,
+    read_dir_sorted, skip, wav_files,
 };
 
 /// IEMOCAP loading choices.
@@ -73,11 +73,7 @@ pub fn load(root: &Path, opts: IemocapOptions) -> Result<Corpus, CorpusError> {
                 HashMap::new()
             };
             for path in wavs {
-                let stem = path
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
+                let stem = file_stem(&path);
                 let Some(label) = labels.get(&stem) else {
                     skip(&mut skipped, "no label");
                     continue;

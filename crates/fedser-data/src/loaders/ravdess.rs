@@ -9,8 +9,8 @@ use std::path::Path;
 use fedser_core::Emotion;
 
 use crate::corpus::{
-    AudioSource, Corpus, CorpusError, Gender, Utterance, non_empty, read_dir_sorted, skip,
-    wav_files,
+    AudioSource, Corpus, CorpusError, Gender, Utterance, file_stem, non_empty, read_dir_sorted,
+    skip, wav_files,
 };
 
 const NAMES: [&str; 8] = [
@@ -34,11 +34,7 @@ pub fn load(root: &Path) -> Result<Corpus, CorpusError> {
             continue;
         }
         for path in wav_files(&entry.path())? {
-            let stem = path
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let stem = file_stem(&path);
             match parse_name(&stem) {
                 Ok((emotion, actor)) => utterances.push(Utterance {
                     id: stem,
