@@ -1,0 +1,301 @@
+//! The round: sample clients, send them the global model, check what comes back (updates with
+//! NaN/Inf values, wrong shapes or no examples are rejected with a logged reason, never
+//! averaged in), aggregate when enough results arrived, evaluate, and record it all.
+//!
+//! How instructions reach clients is the [`Executor`]'s business: the in-process simulation
+//! and the network deployment implement it, and share this round logic.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use fedser_core::ParamSet;
+use serde::{Deserialize, Serialize};
+
+use crate::client::{ClientFailure, ClientId, EvalOutcome, FitInstructions, Update};
+use crate::strategy::Strategy;
+
+pub use crate::strategy::EvalSummary;
+
+/// Delivers instructions to clients and collects their answers.
+pub trait Executor {
+    /// Runs local training on each listed client; one answer per task, in task order.
+    fn fit(
+        &mut self,
+        global: &ParamSet,
+        tasks: &[(ClientId, FitInstructions)],
+    ) -> Vec<(ClientId, Result<Update, ClientFailure>)>;
+
+    /// Evaluates `global` on each listed client's validation data (`Ok(None)`: it has none).
+    fn evaluate(
+        &mut self,
+        round: u32,
+        global: &ParamSet,
+        clients: &[ClientId],
+    ) -> Vec<(ClientId, Result<Option<EvalOutcome>, ClientFailure>)>;
+}
+
+/// One client's part in a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client: ClientId,
+    /// Training examples (0 when no result came).
+    pub examples: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<ClientFailure>,
+    /// The client's evaluation of the new global model on its validation data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_examples: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_ua: Option<f64>,
+}
+
+/// Everything that happened in one round (one line of `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    pub round: u32,
+    /// Clients asked to train.
+    pub selected: usize,
+    /// Updates accepted into the aggregate.
+    pub accepted: usize,
+    pub dropped: usize,
+    pub stragglers: usize,
+    pub errors: usize,
+    pub rejected: usize,
+    /// False when too few results arrived (or the rule refused them): the global model was
+    /// left unchanged.
+    pub aggregated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Training loss of the accepted clients, weighted by examples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    /// The new global model on held-out speakers (server side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub central: Option<EvalSummary>,
+    /// The new global model on the clients' own validation data, pooled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federated: Option<EvalSummary>,
+    pub clients: Vec<ClientRecord>,
+    /// Parameter bytes sent to clients (fit and evaluate) and received from them.
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    /// Means over accepted updates of what the client pipeline stages reported.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub stages: BTreeMap<String, f64>,
+    /// Updates Krum chose (client ids).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_by_rule: Option<Vec<ClientId>>,
+    pub fit_seconds: f64,
+    pub eval_seconds: f64,
+    pub seconds: f64,
+}
+
+/// A central evaluation of a global model (e.g. on held-out speakers).
+pub type CentralEval<'a> = dyn FnMut(&ParamSet) -> Result<EvalOutcome, String> + 'a;
+
+/// The server: the global model, the strategy and the clients it can reach.
+pub struct Server<S: Strategy> {
+    pub strategy: S,
+    pub global: ParamSet,
+    pub clients: Vec<ClientId>,
+    /// A round closes with an aggregate only if at least this many updates were accepted.
+    pub min_fit_results: usize,
+}
+
+/// Why an update is refused.
+pub fn check_update(update: &Update, global: &ParamSet) -> Result<(), String> {
+    if update.examples == 0 {
+        return Err("claims no training examples".into());
+    }
+    global
+        .check_same_layout(&update.delta)
+        .map_err(|e| format!("wrong shape: {e}"))?;
+    update
+        .delta
+        .check_finite()
+        .map_err(|e| format!("not finite: {e}"))?;
+    if !update.loss.is_finite() {
+        return Err(format!("training loss is {}", update.loss));
+    }
+    Ok(())
+}
+
+impl<S: Strategy> Server<S> {
+    pub fn new(
+        strategy: S,
+        global: ParamSet,
+        clients: Vec<ClientId>,
+        min_fit_results: usize,
+    ) -> Self {
+        Self {
+            strategy,
+            global,
+            clients,
+            min_fit_results: min_fit_results.max(1),
+        }
+    }
+
+    /// Runs round `round` (1-based) through `executor`; `central` evaluates the new global
+    /// model on the server's own held-out data, if it has any.
+    pub fn run_round(
+        &mut self,
+        round: u32,
+        executor: &mut dyn Executor,
+        central: Option<&mut CentralEval<'_>>,
+    ) -> Result<RoundRecord, String> {
+        let started = Instant::now();
+        let tasks = self.strategy.configure_fit(round, &self.clients);
+        let model_bytes = self.global.num_bytes() as u64;
+        let mut bytes_down = model_bytes * tasks.len() as u64;
+        let mut bytes_up = 0u64;
+        let answers = executor.fit(&self.global, &tasks);
+        let fit_seconds = started.elapsed().as_secs_f64();
+
+        let mut records: BTreeMap<ClientId, ClientRecord> = BTreeMap::new();
+        let mut accepted: Vec<Update> = Vec::new();
+        let (mut dropped, mut stragglers, mut errors, mut rejected) = (0, 0, 0, 0);
+        for (client, answer) in answers {
+            let mut rec = ClientRecord {
+                client,
+                examples: 0,
+                train_loss: None,
+                seconds: None,
+                failure: None,
+                val_examples: None,
+                val_accuracy: None,
+                val_ua: None,
+            };
+            let answer = answer.and_then(|u| {
+                bytes_up += u.delta.num_bytes() as u64;
+                check_update(&u, &self.global).map_err(ClientFailure::Rejected)?;
+                Ok(u)
+            });
+            match answer {
+                Ok(u) => {
+                    rec.examples = u.examples;
+                    rec.train_loss = Some(u.loss);
+                    rec.seconds = Some(u.seconds);
+                    accepted.push(u);
+                }
+                Err(f) => {
+                    match &f {
+                        ClientFailure::Dropped => dropped += 1,
+                        ClientFailure::Straggler => stragglers += 1,
+                        ClientFailure::Error(_) => errors += 1,
+                        ClientFailure::Rejected(_) => rejected += 1,
+                    }
+                    if matches!(f, ClientFailure::Error(_) | ClientFailure::Rejected(_)) {
+                        tracing::warn!("round {round}, client {client}: {f}");
+                    }
+                    rec.failure = Some(f);
+                }
+            }
+            records.insert(client, rec);
+        }
+
+        let mut note = None;
+        let mut selected_by_rule = None;
+        let aggregated = if accepted.len() < self.min_fit_results {
+            let msg = format!(
+                "only {} of {} results (minimum {}): global model unchanged",
+                accepted.len(),
+                tasks.len(),
+                self.min_fit_results
+            );
+            tracing::warn!("round {round}: {msg}");
+            note = Some(msg);
+            false
+        } else {
+            match self.strategy.aggregate_fit(round, &self.global, &accepted) {
+                Ok((next, report)) => {
+                    self.global = next;
+                    selected_by_rule = report
+                        .selected
+                        .map(|s| s.into_iter().map(|i| accepted[i].client).collect());
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!("round {round}: aggregation refused: {e}");
+                    note = Some(format!("aggregation refused: {e}; global model unchanged"));
+                    false
+                }
+            }
+        };
+        let total_examples: usize = accepted.iter().map(|u| u.examples).sum();
+        let train_loss = (total_examples > 0).then(|| {
+            accepted
+                .iter()
+                .map(|u| u.loss * u.examples as f64)
+                .sum::<f64>()
+                / total_examples as f64
+        });
+        let mut stages: BTreeMap<String, f64> = BTreeMap::new();
+        for u in &accepted {
+            for (k, v) in &u.stages {
+                *stages.entry(k.clone()).or_default() += v / accepted.len() as f64;
+            }
+        }
+
+        let eval_started = Instant::now();
+        let eval_clients = self.strategy.configure_evaluate(round, &self.clients);
+        bytes_down += model_bytes * eval_clients.len() as u64;
+        let mut evals = Vec::new();
+        for (client, answer) in executor.evaluate(round, &self.global, &eval_clients) {
+            let rec = records.entry(client).or_insert_with(|| ClientRecord {
+                client,
+                examples: 0,
+                train_loss: None,
+                seconds: None,
+                failure: None,
+                val_examples: None,
+                val_accuracy: None,
+                val_ua: None,
+            });
+            match answer {
+                Ok(Some(e)) => {
+                    rec.val_examples = Some(e.examples);
+                    rec.val_accuracy = Some(e.confusion.accuracy());
+                    rec.val_ua = Some(e.confusion.unweighted_accuracy());
+                    evals.push((client, e));
+                }
+                Ok(None) => {}
+                Err(f) => tracing::debug!("round {round}, client {client} evaluation: {f}"),
+            }
+        }
+        let federated = self.strategy.aggregate_evaluate(round, &evals);
+        let central = match central {
+            Some(f) => EvalSummary::pool([&f(&self.global)?]),
+            None => None,
+        };
+        let eval_seconds = eval_started.elapsed().as_secs_f64();
+
+        Ok(RoundRecord {
+            round,
+            selected: tasks.len(),
+            accepted: accepted.len(),
+            dropped,
+            stragglers,
+            errors,
+            rejected,
+            aggregated,
+            note,
+            train_loss,
+            central,
+            federated,
+            clients: records.into_values().collect(),
+            bytes_down,
+            bytes_up,
+            stages,
+            selected_by_rule,
+            fit_seconds,
+            eval_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}

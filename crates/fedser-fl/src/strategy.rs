@@ -1,0 +1,545 @@
+//! Strategies, in the spirit of Flower's: a strategy decides who trains and with what settings
+//! (configure), and how the results become the next global model (aggregate). It sees arrays
+//! and counts only, never a model.
+
+use std::collections::HashSet;
+
+use fedser_core::{ConfusionMatrix, Metrics, ParamSet};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{AggregateError, Rule, RuleReport};
+use crate::client::{ClientId, EvalOutcome, FitInstructions, Update};
+use crate::flat;
+use crate::seed;
+use crate::server_opt::{ServerOptState, ServerOptimizer};
+
+/// Which clients take part in a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    /// Fraction of the clients asked to train each round.
+    pub fraction_fit: f64,
+    /// At least this many (if there are that many).
+    pub min_fit_clients: usize,
+    /// Fraction of the clients asked to evaluate on their validation data (0: none).
+    pub fraction_evaluate: f64,
+    pub min_evaluate_clients: usize,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            fraction_fit: 1.0,
+            min_fit_clients: 2,
+            fraction_evaluate: 1.0,
+            min_evaluate_clients: 2,
+        }
+    }
+}
+
+impl Sampling {
+    fn count(fraction: f64, min: usize, available: usize) -> usize {
+        // Flower's rule: floor(fraction * available), raised to the minimum.
+        (((fraction * available as f64).floor() as usize).max(min)).min(available)
+    }
+
+    /// `k` of `available` clients chosen uniformly (sorted by id), reproducible from `seed`.
+    fn choose(available: &[ClientId], k: usize, seed: u64) -> Vec<ClientId> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut chosen: Vec<ClientId> = rand::seq::index::sample(&mut rng, available.len(), k)
+            .into_iter()
+            .map(|i| available[i])
+            .collect();
+        chosen.sort_unstable();
+        chosen
+    }
+}
+
+/// Local training settings sent to every client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalTraining {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+}
+
+impl Default for LocalTraining {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            learning_rate: 1e-3,
+        }
+    }
+}
+
+/// The aggregated evaluation of one round (centrally or across clients).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    /// Clients whose results were aggregated (1 for a central evaluation).
+    pub clients: usize,
+    pub examples: usize,
+    /// Mean loss over examples.
+    pub loss: f64,
+    pub accuracy: f64,
+    pub ua: f64,
+    pub macro_f1: f64,
+    pub weighted_f1: f64,
+    pub confusion: ConfusionMatrix,
+}
+
+impl EvalSummary {
+    /// Pools several evaluations: confusion matrices add up, losses are weighted by examples.
+    pub fn pool<'a>(results: impl IntoIterator<Item = &'a EvalOutcome>) -> Option<Self> {
+        let mut confusion = ConfusionMatrix::new();
+        let (mut clients, mut examples, mut loss) = (0usize, 0usize, 0f64);
+        for r in results {
+            clients += 1;
+            examples += r.examples;
+            loss += r.loss * r.examples as f64;
+            confusion.merge(&r.confusion);
+        }
+        if examples == 0 {
+            return None;
+        }
+        let m: Metrics = confusion.metrics();
+        Some(Self {
+            clients,
+            examples,
+            loss: loss / examples as f64,
+            accuracy: m.accuracy,
+            ua: m.ua,
+            macro_f1: m.macro_f1,
+            weighted_f1: m.weighted_f1,
+            confusion,
+        })
+    }
+}
+
+/// A federated learning strategy.
+pub trait Strategy: Send {
+    /// One line describing the strategy and its settings.
+    fn describe(&self) -> String;
+    /// Clients asked to train in `round`, each with its instructions.
+    fn configure_fit(&self, round: u32, available: &[ClientId])
+    -> Vec<(ClientId, FitInstructions)>;
+    /// Clients asked to evaluate the new global model in `round`.
+    fn configure_evaluate(&self, round: u32, available: &[ClientId]) -> Vec<ClientId>;
+    /// The next global model from the current one and the accepted updates.
+    fn aggregate_fit(
+        &mut self,
+        round: u32,
+        global: &ParamSet,
+        updates: &[Update],
+    ) -> Result<(ParamSet, RuleReport), AggregateError>;
+    /// Pools the clients' evaluations.
+    fn aggregate_evaluate(
+        &self,
+        _round: u32,
+        results: &[(ClientId, EvalOutcome)],
+    ) -> Option<EvalSummary> {
+        EvalSummary::pool(results.iter().map(|(_, r)| r))
+    }
+    /// Server-side state that must survive a restart (optimiser moments).
+    fn state(&self) -> ServerOptState;
+    fn restore(&mut self, state: ServerOptState);
+}
+
+/// What a standard strategy is made of: an aggregation rule, a server optimiser and the
+/// FedProx term. Written to and read from run configurations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    /// The name it was given (`fedavg`, `fedprox`, `fedadam`, ...).
+    pub name: String,
+    pub rule: Rule,
+    pub server_optimizer: ServerOptimizer,
+    pub proximal_mu: f64,
+}
+
+impl StrategySpec {
+    /// FedAvg: weighted mean, new model = average of the clients' models.
+    pub fn fedavg() -> Self {
+        Self {
+            name: "fedavg".into(),
+            rule: Rule::Mean,
+            server_optimizer: ServerOptimizer::Sgd { lr: 1.0 },
+            proximal_mu: 0.0,
+        }
+    }
+
+    /// Parses `fedavg`, `fedprox[:MU]`, `fedadam[:LR]`, `fedyogi[:LR]`, `fedadagrad[:LR]`,
+    /// `median`, `trimmed-mean[:BETA]`, `krum[:F]`, `multi-krum[:F[:M]]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let num = |i: usize, default: f64| -> Result<f64, String> {
+            parts.get(i).map_or(Ok(default), |p| {
+                p.parse::<f64>()
+                    .map_err(|_| format!("strategy {s:?}: {p:?} is not a number"))
+            })
+        };
+        let count = |i: usize, default: usize| -> Result<usize, String> {
+            parts.get(i).map_or(Ok(default), |p| {
+                p.parse::<usize>()
+                    .map_err(|_| format!("strategy {s:?}: {p:?} is not a count"))
+            })
+        };
+        let name = parts[0].to_ascii_lowercase();
+        let max_parts = match name.as_str() {
+            "fedavg" | "median" => 1,
+            "multi-krum" => 3,
+            _ => 2,
+        };
+        if parts.len() > max_parts {
+            return Err(format!("strategy {s:?}: too many parameters"));
+        }
+        let mut spec = Self::fedavg();
+        spec.name = name.clone();
+        match name.as_str() {
+            "fedavg" => {}
+            "fedprox" => spec.proximal_mu = num(1, 0.01)?,
+            "fedadam" | "fedyogi" | "fedadagrad" => {
+                let mut opt = match name.as_str() {
+                    "fedadam" => ServerOptimizer::adam(),
+                    "fedyogi" => ServerOptimizer::yogi(),
+                    _ => ServerOptimizer::adagrad(),
+                };
+                let lr_value = num(1, 0.01)?;
+                match &mut opt {
+                    ServerOptimizer::Adam { lr, .. }
+                    | ServerOptimizer::Yogi { lr, .. }
+                    | ServerOptimizer::Adagrad { lr, .. }
+                    | ServerOptimizer::Sgd { lr } => *lr = lr_value,
+                }
+                spec.server_optimizer = opt;
+            }
+            "median" => spec.rule = Rule::Median,
+            "trimmed-mean" => spec.rule = Rule::TrimmedMean { beta: num(1, 0.1)? },
+            "krum" => {
+                spec.rule = Rule::Krum {
+                    byzantine: count(1, 1)?,
+                    keep: 1,
+                }
+            }
+            "multi-krum" => {
+                spec.rule = Rule::Krum {
+                    byzantine: count(1, 1)?,
+                    keep: count(2, 0)?,
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown strategy {s:?} (expected fedavg, fedprox, fedadam, fedyogi, fedadagrad, median, trimmed-mean, krum or multi-krum)"
+                ));
+            }
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        self.server_optimizer.validate()?;
+        if !(self.proximal_mu >= 0.0 && self.proximal_mu.is_finite()) {
+            return Err(format!("proximal mu {} must be >= 0", self.proximal_mu));
+        }
+        if let Rule::TrimmedMean { beta } = self.rule
+            && !(0.0..0.5).contains(&beta)
+        {
+            return Err(format!("trimmed-mean beta {beta} must be in [0, 0.5)"));
+        }
+        Ok(())
+    }
+}
+
+/// The standard strategy: sample, send the local-training settings (with FedProx's mu),
+/// aggregate the updates with the rule, apply the result with the server optimiser.
+pub struct FedStrategy {
+    pub spec: StrategySpec,
+    pub sampling: Sampling,
+    pub local: LocalTraining,
+    seed: u64,
+    /// Tensors that are statistics, not trained weights (batch-norm running mean/variance):
+    /// they take the aggregated value and bypass the adaptive server optimiser.
+    statistics: HashSet<String>,
+    state: ServerOptState,
+}
+
+impl FedStrategy {
+    pub fn new(spec: StrategySpec, sampling: Sampling, local: LocalTraining, seed: u64) -> Self {
+        Self {
+            spec,
+            sampling,
+            local,
+            seed,
+            statistics: HashSet::new(),
+            state: ServerOptState::default(),
+        }
+    }
+
+    /// Names of tensors that are statistics rather than trained weights.
+    pub fn with_statistics(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.statistics = names.into_iter().collect();
+        self
+    }
+}
+
+impl Strategy for FedStrategy {
+    fn describe(&self) -> String {
+        let s = &self.spec;
+        let mut d = format!(
+            "{} (rule {}, server {}",
+            s.name,
+            s.rule.name(),
+            s.server_optimizer.name()
+        );
+        if s.proximal_mu > 0.0 {
+            d += &format!(", mu {}", s.proximal_mu);
+        }
+        d + ")"
+    }
+
+    fn configure_fit(
+        &self,
+        round: u32,
+        available: &[ClientId],
+    ) -> Vec<(ClientId, FitInstructions)> {
+        let k = Sampling::count(
+            self.sampling.fraction_fit,
+            self.sampling.min_fit_clients,
+            available.len(),
+        );
+        Sampling::choose(
+            available,
+            k,
+            seed::derive(self.seed, round, 0, "sample-fit"),
+        )
+        .into_iter()
+        .map(|c| {
+            (
+                c,
+                FitInstructions {
+                    round,
+                    epochs: self.local.epochs,
+                    batch_size: self.local.batch_size,
+                    learning_rate: self.local.learning_rate,
+                    proximal_mu: self.spec.proximal_mu,
+                    seed: seed::derive(self.seed, round, c as u64, "fit"),
+                },
+            )
+        })
+        .collect()
+    }
+
+    fn configure_evaluate(&self, round: u32, available: &[ClientId]) -> Vec<ClientId> {
+        if self.sampling.fraction_evaluate <= 0.0 {
+            return Vec::new();
+        }
+        let k = Sampling::count(
+            self.sampling.fraction_evaluate,
+            self.sampling.min_evaluate_clients,
+            available.len(),
+        );
+        Sampling::choose(
+            available,
+            k,
+            seed::derive(self.seed, round, 0, "sample-eval"),
+        )
+    }
+
+    fn aggregate_fit(
+        &mut self,
+        _round: u32,
+        global: &ParamSet,
+        updates: &[Update],
+    ) -> Result<(ParamSet, RuleReport), AggregateError> {
+        let flats: Vec<Vec<f32>> = updates.iter().map(|u| flat::flatten(&u.delta)).collect();
+        let refs: Vec<&[f32]> = flats.iter().map(Vec::as_slice).collect();
+        let weights: Vec<f64> = updates.iter().map(|u| u.examples as f64).collect();
+        let (delta, report) = self.spec.rule.aggregate(&refs, &weights)?;
+        let mut values = flat::flatten(global);
+        if values.len() != delta.len() {
+            return Err(AggregateError::Length(values.len(), delta.len()));
+        }
+        let adaptive = flat::coordinate_mask(global, |n| !self.statistics.contains(n));
+        self.spec
+            .server_optimizer
+            .apply(&mut self.state, &mut values, &delta, &adaptive);
+        let next = flat::unflatten(global, &values)
+            .map_err(|e| AggregateError::Parameter(e.to_string()))?;
+        Ok((next, report))
+    }
+
+    fn state(&self) -> ServerOptState {
+        self.state.clone()
+    }
+
+    fn restore(&mut self, state: ServerOptState) {
+        self.state = state;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedser_core::ParamTensor;
+
+    fn params(v: &[f32]) -> ParamSet {
+        let mut p = ParamSet::new();
+        p.push("w", ParamTensor::new(vec![v.len()], v.to_vec()).unwrap())
+            .unwrap();
+        p
+    }
+
+    fn update(client: ClientId, delta: &[f32], examples: usize) -> Update {
+        Update {
+            client,
+            delta: params(delta),
+            examples,
+            loss: 0.0,
+            seconds: 0.0,
+            stages: Default::default(),
+        }
+    }
+
+    #[test]
+    fn parses_every_strategy_and_rejects_nonsense() {
+        assert_eq!(
+            StrategySpec::parse("fedavg").unwrap(),
+            StrategySpec::fedavg()
+        );
+        assert_eq!(StrategySpec::parse("fedprox:0.1").unwrap().proximal_mu, 0.1);
+        assert_eq!(StrategySpec::parse("fedprox").unwrap().proximal_mu, 0.01);
+        assert!(matches!(
+            StrategySpec::parse("FedAdam:0.05").unwrap().server_optimizer,
+            ServerOptimizer::Adam { lr, .. } if lr == 0.05
+        ));
+        assert_eq!(
+            StrategySpec::parse("fedyogi")
+                .unwrap()
+                .server_optimizer
+                .name(),
+            "yogi"
+        );
+        assert_eq!(
+            StrategySpec::parse("fedadagrad")
+                .unwrap()
+                .server_optimizer
+                .name(),
+            "adagrad"
+        );
+        assert_eq!(StrategySpec::parse("median").unwrap().rule, Rule::Median);
+        assert_eq!(
+            StrategySpec::parse("trimmed-mean:0.2").unwrap().rule,
+            Rule::TrimmedMean { beta: 0.2 }
+        );
+        assert_eq!(
+            StrategySpec::parse("multi-krum:2:5").unwrap().rule,
+            Rule::Krum {
+                byzantine: 2,
+                keep: 5
+            }
+        );
+        for bad in [
+            "fedsgd",
+            "fedprox:x",
+            "trimmed-mean:0.7",
+            "fedadam:-1",
+            "fedavg:3",
+            "krum:-1",
+        ] {
+            assert!(StrategySpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sampling_follows_fraction_and_minimum_and_is_reproducible() {
+        let available: Vec<ClientId> = (0..100).collect();
+        let s = FedStrategy::new(
+            StrategySpec::fedavg(),
+            Sampling {
+                fraction_fit: 0.1,
+                min_fit_clients: 2,
+                fraction_evaluate: 0.0,
+                min_evaluate_clients: 0,
+            },
+            LocalTraining::default(),
+            9,
+        );
+        let a = s.configure_fit(1, &available);
+        assert_eq!(a.len(), 10);
+        assert_eq!(a, s.configure_fit(1, &available));
+        assert_ne!(
+            a.iter().map(|x| x.0).collect::<Vec<_>>(),
+            s.configure_fit(2, &available)
+                .iter()
+                .map(|x| x.0)
+                .collect::<Vec<_>>()
+        );
+        assert!(a.windows(2).all(|w| w[0].0 < w[1].0));
+        // The minimum wins over a small fraction; never more than available.
+        assert_eq!(s.configure_fit(1, &available[..5]).len(), 2);
+        assert_eq!(s.configure_fit(1, &available[..1]).len(), 1);
+        assert!(s.configure_evaluate(1, &available).is_empty());
+    }
+
+    #[test]
+    fn fedavg_equals_the_weighted_average_of_client_models() {
+        let global = params(&[1.0, 1.0]);
+        let mut s = FedStrategy::new(
+            StrategySpec::fedavg(),
+            Sampling::default(),
+            LocalTraining::default(),
+            1,
+        );
+        // Client models (1+1, 1+0) with 30 examples and (1-2, 1+3) with 10.
+        let ups = [update(0, &[1.0, 0.0], 30), update(1, &[-2.0, 3.0], 10)];
+        let (next, _) = s.aggregate_fit(1, &global, &ups).unwrap();
+        let w = &next.get("w").unwrap().data;
+        assert!((w[0] - (2.0 * 0.75 - 0.25)).abs() < 1e-6);
+        assert!((w[1] - (1.0 * 0.75 + 4.0 * 0.25)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn statistics_bypass_the_adaptive_optimiser() {
+        let mut global = ParamSet::new();
+        global
+            .push("w", ParamTensor::new(vec![1], vec![0.0]).unwrap())
+            .unwrap();
+        global
+            .push(
+                "bn.running_var",
+                ParamTensor::new(vec![1], vec![1.0]).unwrap(),
+            )
+            .unwrap();
+        let mut delta = ParamSet::new();
+        delta
+            .push("w", ParamTensor::new(vec![1], vec![0.5]).unwrap())
+            .unwrap();
+        delta
+            .push(
+                "bn.running_var",
+                ParamTensor::new(vec![1], vec![-0.9]).unwrap(),
+            )
+            .unwrap();
+        let mut s = FedStrategy::new(
+            StrategySpec::parse("fedadam:0.1").unwrap(),
+            Sampling::default(),
+            LocalTraining::default(),
+            1,
+        )
+        .with_statistics(["bn.running_var".to_string()]);
+        let up = Update {
+            delta,
+            ..update(0, &[0.0], 1)
+        };
+        let (next, _) = s.aggregate_fit(1, &global, &[up]).unwrap();
+        let flat = flat::flatten(&next);
+        assert!((flat[0] - 0.1).abs() < 1e-3, "{flat:?}");
+        assert!((flat[1] - 0.1).abs() < 1e-6, "{flat:?}");
+        assert_eq!(s.state().step, 1);
+    }
+}
