@@ -20,4 +20,6 @@ pub mod train;
 pub use arch::{Arch, ModelSpec};
 pub use batch::Example;
 pub use model::{EmotionModel, ModelError};
-pub use train::{History, Optimizer, TrainConfig, TrainError, evaluate, predict, train};
+pub use train::{
+    History, Optimizer, Proximal, TrainConfig, TrainError, evaluate, predict, train, train_near,
+};

@@ -108,6 +108,12 @@ impl EmotionModel {
         })
     }
 
+    /// Names of parameters that are statistics rather than trained weights (batch-norm
+    /// running mean and variance): federated strategies average them plainly.
+    pub fn statistic_names(&self) -> Vec<String> {
+        params::statistics(&self.net)
+    }
+
     /// Number of trainable scalars.
     pub fn num_params(&self) -> usize {
         self.net.num_params()

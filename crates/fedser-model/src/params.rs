@@ -116,3 +116,105 @@ pub fn import<M: Module>(model: M, params: &ParamSet) -> Result<M, String> {
         Err(m.errors.join("; "))
     }
 }
+
+/// Reference tensors for a proximal term, flat, by name, on `device` (no gradient).
+pub fn reference(params: &ParamSet, device: &Device) -> HashMap<String, Tensor<1>> {
+    params
+        .iter()
+        .map(|(n, t)| {
+            let len = t.data.len();
+            let data = TensorData::new(t.data.clone(), [len]);
+            (n.to_string(), Tensor::<1>::from_data(data, device))
+        })
+        .collect()
+}
+
+struct Distance<'a> {
+    path: Vec<String>,
+    reference: &'a HashMap<String, Tensor<1>>,
+    total: Option<Tensor<1>>,
+    error: Option<String>,
+}
+
+impl ModuleVisitor for Distance<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let w = param.val();
+        // Statistics (batch-norm running values) carry no gradient: not part of the term.
+        if !w.is_require_grad() {
+            return;
+        }
+        let name = self.path.join(".");
+        let Some(r) = self.reference.get(&name) else {
+            self.error.get_or_insert(format!("no reference for {name}"));
+            return;
+        };
+        let dims = w.dims();
+        if r.dims()[0] != dims.iter().product::<usize>() {
+            self.error.get_or_insert(format!("reference for {name} has the wrong size"));
+            return;
+        }
+        let term = (w - r.clone().reshape(dims)).powi_scalar(2).sum();
+        self.total = Some(match self.total.take() {
+            Some(t) => t + term,
+            None => term,
+        });
+    }
+}
+
+/// `sum ||w - reference||^2` over the trainable tensors of `model`, differentiable.
+pub fn squared_distance<M: Module>(
+    model: &M,
+    reference: &HashMap<String, Tensor<1>>,
+) -> Result<Option<Tensor<1>>, String> {
+    let mut d = Distance {
+        path: Vec::new(),
+        reference,
+        total: None,
+        error: None,
+    };
+    model.visit(&mut d);
+    match d.error {
+        Some(e) => Err(e),
+        None => Ok(d.total),
+    }
+}
+
+struct Statistics {
+    path: Vec<String>,
+    names: Vec<String>,
+}
+
+impl ModuleVisitor for Statistics {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !param.val().is_require_grad() {
+            self.names.push(self.path.join("."));
+        }
+    }
+}
+
+/// Names of the tensors that are not trained by gradients (running statistics). Call it on a
+/// model built on the autodiff device.
+pub fn statistics<M: Module>(model: &M) -> Vec<String> {
+    let mut s = Statistics {
+        path: Vec::new(),
+        names: Vec::new(),
+    };
+    model.visit(&mut s);
+    s.names
+}

@@ -135,10 +135,29 @@ fn class_weights(examples: &[Example], classes: usize) -> Vec<f32> {
 
 /// Trains `model` on `train`, choosing the epoch by `val` (when not empty).
 pub fn train(
+    model: EmotionModel,
+    train: &[Example],
+    val: &[Example],
+    cfg: &TrainConfig,
+) -> Result<(EmotionModel, History), TrainError> {
+    train_near(model, train, val, cfg, None)
+}
+
+/// FedProx's proximal term: `mu/2 * ||w - reference||^2` over the trained weights (not
+/// batch-norm statistics) is added to the loss, keeping local training near the global model.
+#[derive(Debug, Clone, Copy)]
+pub struct Proximal<'a> {
+    pub mu: f64,
+    pub reference: &'a fedser_core::ParamSet,
+}
+
+/// [`train`] with an optional proximal term.
+pub fn train_near(
     mut model: EmotionModel,
     train: &[Example],
     val: &[Example],
     cfg: &TrainConfig,
+    proximal: Option<Proximal<'_>>,
 ) -> Result<(EmotionModel, History), TrainError> {
     if train.is_empty() {
         return Err(TrainError::Empty);
@@ -160,6 +179,10 @@ pub fn train(
         )));
     }
     let device = crate::model::train_device();
+    let proximal = match proximal {
+        Some(p) if p.mu > 0.0 => Some((p.mu, crate::params::reference(p.reference, &device))),
+        _ => None,
+    };
     let weights = if cfg.class_weights {
         class_weights(train, model.spec.n_classes)
     } else {
@@ -203,8 +226,15 @@ pub fn train(
                 batch::input_augmented(&examples, model.spec.max_frames, crop, aug, &device);
             let labels = batch::labels(&examples, &device);
             let logits = model.forward(&input, Some(&mut rng));
-            let loss = loss_fn.forward(logits, labels);
+            let mut loss = loss_fn.forward(logits, labels);
             let value: f32 = loss.clone().into_scalar();
+            if let Some((mu, reference)) = &proximal {
+                let term = crate::params::squared_distance(&model.net, reference)
+                    .map_err(|e| TrainError::Config(format!("proximal term: {e}")))?;
+                if let Some(term) = term {
+                    loss = loss + term.mul_scalar(0.5 * *mu);
+                }
+            }
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     epoch,

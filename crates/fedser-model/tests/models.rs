@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use fedser_core::{FeatureMatrix, ParamSet};
 use fedser_model::model::train_device;
 use fedser_model::{
-    Arch, EmotionModel, Example, ModelSpec, TrainConfig, TrainError, evaluate, predict, train,
+    Arch, EmotionModel, Example, ModelSpec, Proximal, TrainConfig, TrainError, evaluate, predict,
+    train, train_near,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -202,4 +203,41 @@ fn model_files_round_trip_and_bad_files_fail_clearly() {
     assert!(err.to_string().contains("not a fedser model file"), "{err}");
     // Missing.
     assert!(EmotionModel::load(&dir.path().join("none.safetensors"), &device).is_err());
+}
+
+fn distance(a: &ParamSet, b: &ParamSet, skip: &[String]) -> f64 {
+    a.iter()
+        .zip(b.iter())
+        .filter(|((n, _), _)| !skip.iter().any(|s| s == n))
+        .flat_map(|((_, x), (_, y))| x.data.iter().zip(&y.data))
+        .map(|(p, q)| ((p - q) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+#[test]
+fn the_proximal_term_keeps_weights_near_the_reference() {
+    let data = toy(60, 4);
+    let cfg = TrainConfig {
+        epochs: 5,
+        learning_rate: 5e-3,
+        ..TrainConfig::default()
+    };
+    let start = EmotionModel::new(small(Arch::Cnn), 2, &train_device()).unwrap();
+    let reference = start.params().unwrap();
+    let stats = start.statistic_names();
+    // Batch-norm running statistics are the tensors not trained by gradients.
+    assert!(!stats.is_empty());
+    assert!(stats.iter().all(|n| n.contains("running")), "{stats:?}");
+    let moved = |mu: f64| {
+        let model = EmotionModel::new(small(Arch::Cnn), 2, &train_device()).unwrap();
+        let proximal = Proximal {
+            mu,
+            reference: &reference,
+        };
+        let (m, _) = train_near(model, &data, &[], &cfg, Some(proximal)).unwrap();
+        distance(&m.params().unwrap(), &reference, &stats)
+    };
+    let (free, held) = (moved(0.0), moved(50.0));
+    assert!(held < 0.7 * free, "free {free}, with mu {held}");
 }
