@@ -158,7 +158,8 @@ impl ModuleVisitor for Distance<'_> {
         };
         let dims = w.dims();
         if r.dims()[0] != dims.iter().product::<usize>() {
-            self.error.get_or_insert(format!("reference for {name} has the wrong size"));
+            self.error
+                .get_or_insert(format!("reference for {name} has the wrong size"));
             return;
         }
         let term = (w - r.clone().reshape(dims)).powi_scalar(2).sum();

@@ -38,8 +38,139 @@ pub enum Command {
     Evaluate(EvaluateCmd),
     /// Emotion and class probabilities of recordings.
     Predict(PredictCmd),
+    /// Federated simulation: many clients in-process; writes a run directory.
+    Simulate(Box<SimulateCmd>),
+    /// Plots and report.html from a run directory.
+    Report(ReportCmd),
+    /// The whole pipeline with no set-up: synthetic corpus, speaker clients, CNN, FedAvg.
+    Demo(DemoCmd),
     /// Measure throughput (audio seconds per CPU second).
     Bench(BenchCmd),
+}
+
+/// Flags of `fedser simulate`. Every flag is optional: unset flags keep the value of
+/// `--config` (or the default), so the run's config.toml says what was really used.
+#[derive(Args, Default)]
+pub struct SimulateCmd {
+    /// TOML configuration (see config.toml in any run directory for every field).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue an interrupted run from its last checkpoint (other flags are ignored).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
+    /// The run directory to write.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Run name shown in the report (default: the folder name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// crema-d, iemocap, ravdess, emodb, manifest or synthetic.
+    #[arg(long)]
+    pub corpus: Option<fedser_data::loaders::CorpusKind>,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub synthetic_speakers: Option<usize>,
+    #[arg(long)]
+    pub synthetic_per_emotion: Option<usize>,
+    #[arg(long)]
+    pub crema_voice_labels: bool,
+    #[arg(long)]
+    pub iemocap_improvised_only: bool,
+    #[arg(long)]
+    pub iemocap_keep_excited_apart: bool,
+    /// speaker, speaker:K, iid:N or dirichlet:ALPHA[:N].
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Held-out speakers for central evaluation (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub test_speakers: Vec<String>,
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// Fraction of each client's data kept for its own validation.
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    #[arg(long, value_enum)]
+    pub norm: Option<Norm>,
+    /// dnn, cnn, lstm or lstm-transformer.
+    #[arg(long)]
+    pub arch: Option<fedser_model::Arch>,
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Model dropout (not client dropout: see --client-dropout).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub unidirectional: bool,
+    #[arg(long)]
+    pub rounds: Option<u32>,
+    /// fedavg, fedprox[:MU], fedadam[:LR], fedyogi[:LR], fedadagrad[:LR], median,
+    /// trimmed-mean[:BETA], krum[:F], multi-krum[:F[:M]].
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Fraction of clients training each round.
+    #[arg(long)]
+    pub fraction: Option<f64>,
+    /// At least this many clients per round.
+    #[arg(long)]
+    pub min_clients: Option<usize>,
+    /// Fraction of clients evaluating the global model on their own validation data.
+    #[arg(long)]
+    pub fraction_evaluate: Option<f64>,
+    /// Accepted updates needed to change the global model in a round.
+    #[arg(long)]
+    pub min_results: Option<usize>,
+    #[arg(long)]
+    pub local_epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub optimizer: Option<fedser_model::Optimizer>,
+    #[arg(long)]
+    pub no_class_weights: bool,
+    /// Clients training at once (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Probability that a selected client drops out of a round.
+    #[arg(long)]
+    pub client_dropout: Option<f64>,
+    /// Probability that a client's result arrives after the round closed.
+    #[arg(long)]
+    pub straggler: Option<f64>,
+    /// Feature cache folder (default: the user's cache folder).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Stop after this round (the run stays resumable; for tests and time-boxed runs).
+    #[arg(long, hide = true)]
+    pub stop_after: Option<u32>,
+    /// Do not write the report at the end.
+    #[arg(long)]
+    pub no_report: bool,
+    /// Print the final central metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ReportCmd {
+    /// A run directory written by `fedser simulate` or `fedser demo`.
+    pub run_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct DemoCmd {
+    /// Where to write the run directory.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Rounds of federated training.
+    #[arg(long, default_value_t = 15)]
+    pub rounds: u32,
 }
 
 /// How features are z-scored before the model sees them.

@@ -8,6 +8,7 @@ mod cputime;
 mod matrix_io;
 mod plots;
 mod progress;
+mod report;
 
 use clap::Parser;
 

@@ -4,14 +4,16 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use fedser_core::Emotion;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-const FONT: &str = "sans-serif";
+/// The family name the embedded font is registered under.
+pub(crate) const FONT: &str = "sans-serif";
 
-fn register_font() {
+/// Registers the embedded font (once per process); every figure calls it before drawing text.
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
@@ -21,13 +23,15 @@ fn register_font() {
 
 /// Runs `$draw` (a generic function of a drawing area) on a PNG or SVG backend chosen by the
 /// extension of `$path`, then writes the file. (A macro: closures cannot be generic over the
-/// two backend types.)
+/// two backend types.) Paths inside are absolute so that other modules can use it.
 macro_rules! render {
     ($path:expr, $size:expr, $draw:expr) => {{
-        register_font();
-        let path: &Path = $path;
-        let present = |r: Result<(), String>| -> Result<()> {
-            r.map_err(|e| anyhow!("{e}"))
+        use ::anyhow::Context as _;
+        use ::plotters::prelude::IntoDrawingArea as _;
+        $crate::plots::register_font();
+        let path: &::std::path::Path = $path;
+        let present = |r: ::std::result::Result<(), String>| -> ::anyhow::Result<()> {
+            r.map_err(|e| ::anyhow::anyhow!("{e}"))
                 .with_context(|| format!("cannot write {}", path.display()))
         };
         match path
@@ -37,21 +41,23 @@ macro_rules! render {
             .as_deref()
         {
             Some("png") => {
-                let root = BitMapBackend::new(path, $size).into_drawing_area();
+                let root = ::plotters::prelude::BitMapBackend::new(path, $size).into_drawing_area();
                 $draw(&root)?;
                 present(root.present().map_err(|e| e.to_string()))
             }
             Some("svg") => {
-                let root = SVGBackend::new(path, $size).into_drawing_area();
+                let root = ::plotters::prelude::SVGBackend::new(path, $size).into_drawing_area();
                 $draw(&root)?;
                 present(root.present().map_err(|e| e.to_string()))
             }
-            _ => bail!("{}: figures are written as .png or .svg", path.display()),
+            _ => ::anyhow::bail!("{}: figures are written as .png or .svg", path.display()),
         }
     }};
 }
+pub(crate) use render;
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+/// Turns a plotters error (whose types differ per backend) into an anyhow error.
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 
@@ -69,7 +75,8 @@ pub fn emotion_counts(path: &Path, title: &str, counts: &[usize; Emotion::COUNT]
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0usize..Emotion::COUNT).into_segmented(), 0f64..max)
+            // Integer ranges are inclusive in plotters: 0..4 makes the five class segments.
+            .build_cartesian_2d((0usize..Emotion::COUNT - 1).into_segmented(), 0f64..max)
             .map_err(err)?;
         chart
             .configure_mesh()

@@ -58,7 +58,7 @@ pub fn run(cmd: CorpusCmd, quiet: bool) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn audio(source: &AudioSource) -> Result<(Vec<f32>, u32)> {
+pub(crate) fn audio(source: &AudioSource) -> Result<(Vec<f32>, u32)> {
     Ok(match source {
         AudioSource::File(path) => {
             let a = fedser_audio::decode_file(path)?;
@@ -170,6 +170,23 @@ fn extract(corpus: &Corpus, cache: Option<&Path>, quiet: bool, json: bool) -> Re
     })
 }
 
+/// Writes mono 16-bit PCM.
+pub fn write_pcm16(path: &Path, samples: &[f32], rate: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    for &s in samples {
+        w.write_sample((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)?;
+    }
+    w.finalize()
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn write_wavs(corpus: &Corpus, dir: &Path, quiet: bool) -> Result<()> {
     if corpus.name != "synthetic" {
         bail!(
@@ -185,19 +202,7 @@ fn write_wavs(corpus: &Corpus, dir: &Path, quiet: bool) -> Result<()> {
         let relative = format!("{}/{}.wav", u.speaker, u.id);
         let path = dir.join(&relative);
         std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        for s in samples {
-            w.write_sample((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)?;
-        }
-        w.finalize()
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_pcm16(&path, &samples, rate)?;
         let gender = u.gender.map_or("", |g| g.name());
         manifest.push_str(&format!(
             "{relative},{},{},{gender}\n",

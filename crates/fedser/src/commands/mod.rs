@@ -1,12 +1,13 @@
 //! One module per subcommand.
 
 mod bench;
-mod corpus;
+pub(crate) mod corpus;
 mod dataset;
 mod evaluate;
 mod features;
 mod mfcc;
 mod predict;
+mod simulate;
 mod synth;
 mod train;
 
@@ -27,6 +28,13 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
         Command::Train(cmd) => train::run(cmd, quiet),
         Command::Evaluate(cmd) => evaluate::run(cmd, quiet),
         Command::Predict(cmd) => predict::run(cmd),
+        Command::Simulate(cmd) => simulate::run(*cmd, quiet),
+        Command::Report(cmd) => {
+            let html = crate::report::write_report(&cmd.run_dir)?;
+            println!("report: {}", html.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(cmd) => simulate::demo(cmd, quiet),
         Command::Bench(cmd) => match cmd.what {
             BenchWhat::Mfcc {
                 dir,

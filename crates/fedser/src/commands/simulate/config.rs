@@ -1,0 +1,375 @@
+//! The run configuration: defaults, then a TOML file (`--config`), then flags, in that order
+//! of precedence. The fully resolved result is written to the run directory as `config.toml`
+//! and is all `--resume` needs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use fedser_audio::FrontEndConfig;
+use fedser_data::loaders::CorpusKind;
+use fedser_data::partition::Partition;
+use fedser_fl::StrategySpec;
+use fedser_model::{Arch, ModelSpec, Optimizer};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{CorpusArgs, Norm, SimulateCmd};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// The run's name (shown in the report).
+    pub name: String,
+    /// Seed of everything random: corpus, split, partition, sampling, training, dropouts.
+    pub seed: u64,
+    pub corpus: CorpusConfig,
+    pub split: SplitConfig,
+    pub model: ModelConfig,
+    pub local: LocalConfig,
+    pub federation: FederationConfig,
+    pub simulation: SimulationConfig,
+    pub features: FrontEndConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorpusConfig {
+    pub kind: CorpusKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    pub crema_voice_labels: bool,
+    pub iemocap_improvised_only: bool,
+    pub iemocap_keep_excited_apart: bool,
+    pub synthetic_speakers: usize,
+    pub synthetic_per_emotion: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitConfig {
+    /// `speaker` (a client is a speaker), `speaker:K`, `iid:N` or `dirichlet:ALPHA[:N]`.
+    pub partition: String,
+    /// Held-out test speakers (central evaluation); empty: `test_fraction` of the speakers.
+    pub test_speakers: Vec<String>,
+    pub test_fraction: f64,
+    /// Fraction of each client's utterances kept for its own validation (federated evaluation).
+    pub val_fraction: f64,
+    pub norm: Norm,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// Width; 0 means the architecture's default.
+    pub hidden: usize,
+    pub dropout: f64,
+    pub bidirectional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub optimizer: Optimizer,
+    pub class_weights: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    pub rounds: u32,
+    /// `fedavg`, `fedprox[:MU]`, `fedadam[:LR]`, `fedyogi[:LR]`, `fedadagrad[:LR]`, `median`,
+    /// `trimmed-mean[:BETA]`, `krum[:F]`, `multi-krum[:F[:M]]`.
+    pub strategy: String,
+    pub fraction_fit: f64,
+    pub min_fit_clients: usize,
+    pub fraction_evaluate: f64,
+    pub min_evaluate_clients: usize,
+    /// A round only updates the global model with at least this many accepted updates.
+    pub min_fit_results: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulationConfig {
+    /// Clients training at once (0: one per core). Does not change results.
+    pub workers: usize,
+    /// Probability that a selected client drops out of a round.
+    pub dropout: f64,
+    /// Probability that a selected client's result comes too late for the round.
+    pub straggler: f64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            name: "run".into(),
+            seed: 7,
+            corpus: CorpusConfig::default(),
+            split: SplitConfig::default(),
+            model: ModelConfig::default(),
+            local: LocalConfig::default(),
+            federation: FederationConfig::default(),
+            simulation: SimulationConfig::default(),
+            features: FrontEndConfig::default(),
+        }
+    }
+}
+
+impl Default for CorpusConfig {
+    fn default() -> Self {
+        Self {
+            kind: CorpusKind::Synthetic,
+            data: None,
+            crema_voice_labels: false,
+            iemocap_improvised_only: false,
+            iemocap_keep_excited_apart: false,
+            synthetic_speakers: 24,
+            synthetic_per_emotion: 8,
+        }
+    }
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self {
+            partition: "speaker".into(),
+            test_speakers: Vec::new(),
+            test_fraction: 0.2,
+            val_fraction: 0.2,
+            norm: Norm::Speaker,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::Cnn,
+            hidden: 0,
+            dropout: 0.3,
+            bidirectional: true,
+        }
+    }
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 2,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            optimizer: Optimizer::AdamW,
+            class_weights: true,
+        }
+    }
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            rounds: 20,
+            strategy: "fedavg".into(),
+            fraction_fit: 1.0,
+            min_fit_clients: 2,
+            fraction_evaluate: 1.0,
+            min_evaluate_clients: 2,
+            min_fit_results: 1,
+        }
+    }
+}
+
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            dropout: 0.0,
+            straggler: 0.0,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads a TOML file (fields left out keep their defaults).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("cannot write the configuration as TOML")
+    }
+
+    /// Overrides with the flags that were given.
+    pub fn apply_flags(&mut self, f: &SimulateCmd) {
+        macro_rules! set {
+            ($field:expr, $flag:expr) => {
+                if let Some(v) = $flag.clone() {
+                    $field = v;
+                }
+            };
+        }
+        set!(self.name, f.name);
+        set!(self.seed, f.seed);
+        set!(self.corpus.kind, f.corpus);
+        if f.data.is_some() {
+            self.corpus.data = f.data.clone();
+        }
+        set!(self.corpus.synthetic_speakers, f.synthetic_speakers);
+        set!(self.corpus.synthetic_per_emotion, f.synthetic_per_emotion);
+        self.corpus.crema_voice_labels |= f.crema_voice_labels;
+        self.corpus.iemocap_improvised_only |= f.iemocap_improvised_only;
+        self.corpus.iemocap_keep_excited_apart |= f.iemocap_keep_excited_apart;
+        set!(self.split.partition, f.partition);
+        if !f.test_speakers.is_empty() {
+            self.split.test_speakers = f.test_speakers.clone();
+        }
+        set!(self.split.test_fraction, f.test_fraction);
+        set!(self.split.val_fraction, f.val_fraction);
+        set!(self.split.norm, f.norm);
+        set!(self.model.arch, f.arch);
+        set!(self.model.hidden, f.hidden);
+        set!(self.model.dropout, f.dropout);
+        if f.unidirectional {
+            self.model.bidirectional = false;
+        }
+        set!(self.local.epochs, f.local_epochs);
+        set!(self.local.batch_size, f.batch_size);
+        set!(self.local.learning_rate, f.lr);
+        set!(self.local.weight_decay, f.weight_decay);
+        set!(self.local.optimizer, f.optimizer);
+        if f.no_class_weights {
+            self.local.class_weights = false;
+        }
+        set!(self.federation.rounds, f.rounds);
+        set!(self.federation.strategy, f.strategy);
+        set!(self.federation.fraction_fit, f.fraction);
+        set!(self.federation.min_fit_clients, f.min_clients);
+        set!(self.federation.fraction_evaluate, f.fraction_evaluate);
+        set!(self.federation.min_fit_results, f.min_results);
+        set!(self.simulation.workers, f.workers);
+        set!(self.simulation.dropout, f.client_dropout);
+        set!(self.simulation.straggler, f.straggler);
+    }
+
+    /// Checks everything that can be checked before loading data.
+    pub fn validate(&self) -> Result<()> {
+        self.strategy()?;
+        self.partition()?;
+        self.model_spec()?;
+        if self.federation.rounds == 0 {
+            bail!("rounds must be at least 1");
+        }
+        if !(self.federation.fraction_fit > 0.0 && self.federation.fraction_fit <= 1.0) {
+            bail!(
+                "fraction {} must be in (0, 1]",
+                self.federation.fraction_fit
+            );
+        }
+        if !(0.0..=1.0).contains(&self.federation.fraction_evaluate) {
+            bail!(
+                "fraction_evaluate {} must be in [0, 1]",
+                self.federation.fraction_evaluate
+            );
+        }
+        if !(0.0..1.0).contains(&self.split.val_fraction) {
+            bail!("val_fraction {} must be in [0, 1)", self.split.val_fraction);
+        }
+        if self.local.epochs == 0 || self.local.batch_size == 0 {
+            bail!("local epochs and batch size must be at least 1");
+        }
+        if !(self.local.learning_rate > 0.0 && self.local.learning_rate.is_finite()) {
+            bail!(
+                "learning rate {} must be positive",
+                self.local.learning_rate
+            );
+        }
+        self.fl_simulation(1)
+            .validate()
+            .map_err(anyhow::Error::msg)?;
+        if self.corpus.kind != CorpusKind::Synthetic && self.corpus.data.is_none() {
+            bail!("--data is needed for the {:?} corpus", self.corpus.kind);
+        }
+        Ok(())
+    }
+
+    pub fn strategy(&self) -> Result<StrategySpec> {
+        StrategySpec::parse(&self.federation.strategy).map_err(anyhow::Error::msg)
+    }
+
+    pub fn partition(&self) -> Result<Partition> {
+        Partition::parse(&self.split.partition, 10).map_err(anyhow::Error::msg)
+    }
+
+    pub fn model_spec(&self) -> Result<ModelSpec> {
+        let mut spec = ModelSpec::new(self.model.arch);
+        if self.model.hidden > 0 {
+            spec.hidden = self.model.hidden;
+        }
+        spec.dropout = self.model.dropout;
+        spec.bidirectional = self.model.bidirectional;
+        spec.validate().map_err(anyhow::Error::msg)?;
+        Ok(spec)
+    }
+
+    /// The corpus flags these settings correspond to.
+    pub fn corpus_args(&self) -> CorpusArgs {
+        CorpusArgs {
+            corpus: self.corpus.kind,
+            data: self.corpus.data.clone(),
+            crema_voice_labels: self.corpus.crema_voice_labels,
+            iemocap_improvised_only: self.corpus.iemocap_improvised_only,
+            iemocap_keep_excited_apart: self.corpus.iemocap_keep_excited_apart,
+            synthetic_speakers: self.corpus.synthetic_speakers,
+            synthetic_per_emotion: self.corpus.synthetic_per_emotion,
+            seed: self.seed,
+        }
+    }
+
+    /// Worker threads actually used.
+    pub fn workers(&self) -> usize {
+        if self.simulation.workers > 0 {
+            self.simulation.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    pub fn fl_simulation(&self, workers: usize) -> fedser_fl::SimulationConfig {
+        fedser_fl::SimulationConfig {
+            workers,
+            dropout: self.simulation.dropout,
+            straggler: self.simulation.straggler,
+            seed: self.seed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml_and_partial_files_keep_defaults() {
+        let cfg = RunConfig::default();
+        let text = cfg.to_toml().unwrap();
+        let back: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, cfg);
+        let partial: RunConfig =
+            toml::from_str("seed = 3\n[federation]\nrounds = 5\nstrategy = \"fedprox:0.1\"\n")
+                .unwrap();
+        assert_eq!(partial.seed, 3);
+        assert_eq!(partial.federation.rounds, 5);
+        assert_eq!(partial.local, LocalConfig::default());
+        assert!(partial.validate().is_ok());
+        assert!(toml::from_str::<RunConfig>("[federation]\nround = 5\n").is_err());
+        let bad: RunConfig = toml::from_str("[federation]\nstrategy = \"fedsgd\"\n").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("fedsgd"));
+    }
+}

@@ -1,0 +1,206 @@
+//! `fedser simulate`, `--resume`, `fedser report` and `fedser demo`, driven as a user would.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn fedser(cache: &Path) -> Command {
+    let mut c = Command::cargo_bin("fedser").unwrap();
+    // Keep the feature cache inside the test's folder.
+    c.env("XDG_CACHE_HOME", cache);
+    c
+}
+
+/// A small, quick federation: 8 synthetic speakers (2 held out), the DNN.
+fn small_run<'a>(c: &'a mut Command, out: &Path) -> &'a mut Command {
+    c.args(["simulate", "--out", out.to_str().unwrap()])
+        .args(["--synthetic-speakers", "8", "--synthetic-per-emotion", "3"])
+        .args(["--arch", "dnn", "--rounds", "4", "--local-epochs", "2"])
+        .args(["--workers", "2", "--seed", "11"])
+}
+
+fn assert_stderr(stderr: &[u8], needle: &str) {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(text.contains(needle), "{needle:?} not in: {text}");
+}
+
+fn rounds(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn simulate_writes_a_complete_run_directory_and_resume_gives_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    small_run(&mut fedser(tmp.path()), &straight)
+        .args(["--strategy", "fedadam", "--client-dropout", "0.2"])
+        .assert()
+        .success();
+    for f in [
+        "config.toml",
+        "run.json",
+        "metrics.jsonl",
+        "global.safetensors",
+        "checkpoints/round-0004.safetensors",
+        "clients/client-00000.safetensors",
+        "report.html",
+        "plots/curves.png",
+        "plots/confusion.svg",
+    ] {
+        assert!(straight.join(f).is_file(), "{f} missing");
+    }
+    let records = rounds(&straight);
+    assert_eq!(records.len(), 4);
+    let last = &records[3];
+    assert_eq!(last["round"], 4);
+    assert_eq!(last["selected"], 6, "six training speakers are the clients");
+    for key in ["accuracy", "ua", "macro_f1", "loss"] {
+        assert!(last["central"][key].is_number(), "{key}: {last}");
+    }
+    assert!(last["bytes_up"].as_u64().unwrap() > 0);
+    assert!(last["clients"].as_array().unwrap().len() >= 5);
+    let config = std::fs::read_to_string(straight.join("config.toml")).unwrap();
+    assert!(config.contains("strategy = \"fedadam\""), "{config}");
+
+    // The same run, interrupted after round 2 and resumed, ends identically.
+    let resumed = tmp.path().join("resumed");
+    small_run(&mut fedser(tmp.path()), &resumed)
+        .args(["--strategy", "fedadam", "--client-dropout", "0.2"])
+        .args(["--stop-after", "2", "--no-report"])
+        .assert()
+        .success();
+    assert_eq!(rounds(&resumed).len(), 2);
+    fedser(tmp.path())
+        .args(["simulate", "--resume", resumed.to_str().unwrap()])
+        .assert()
+        .success();
+    let again = rounds(&resumed);
+    assert_eq!(again.len(), 4);
+    for (a, b) in again.iter().zip(&records) {
+        assert_eq!(a["central"], b["central"], "round {}", a["round"]);
+        assert_eq!(a["train_loss"], b["train_loss"], "round {}", a["round"]);
+    }
+    // Same tensors and metadata (the files' bytes may differ: safetensors writes metadata
+    // in hash-map order).
+    for f in ["checkpoints/round-0003.safetensors", "global.safetensors"] {
+        let a = fedser_core::ParamSet::load(&resumed.join(f)).unwrap();
+        let b = fedser_core::ParamSet::load(&straight.join(f)).unwrap();
+        assert!(a == b, "{f} differs after resuming");
+    }
+
+    // The global model is a model file like any other.
+    let out = fedser(tmp.path())
+        .args(["evaluate", "--model", straight.to_str().unwrap()])
+        .args([
+            "--synthetic-speakers",
+            "8",
+            "--synthetic-per-emotion",
+            "3",
+            "--seed",
+            "11",
+        ])
+        .arg("--json")
+        .assert()
+        .success();
+    let m: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(m["ua"].as_f64().unwrap() > 0.0);
+
+    // A run directory is not overwritten by accident.
+    let stderr = small_run(&mut fedser(tmp.path()), &straight)
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    assert_stderr(&stderr, "--resume");
+}
+
+#[test]
+fn a_config_file_sets_the_run_and_bad_settings_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "seed = 5\n[corpus]\nsynthetic_speakers = 6\nsynthetic_per_emotion = 2\n\
+         [model]\narch = \"dnn\"\n[federation]\nrounds = 2\nstrategy = \"median\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    fedser(tmp.path())
+        .args(["simulate", "--config", cfg.to_str().unwrap()])
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--local-epochs",
+            "1",
+            "--no-report",
+        ])
+        .assert()
+        .success();
+    let resolved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(resolved.contains("strategy = \"median\""), "{resolved}");
+    assert!(resolved.contains("epochs = 1"), "{resolved}");
+    assert_eq!(rounds(&out).len(), 2);
+
+    for (flag, value, needle) in [
+        ("--strategy", "fedsgd", "unknown strategy"),
+        ("--partition", "by-mood", "partition"),
+        ("--fraction", "0", "fraction"),
+        ("--client-dropout", "1.5", "dropout"),
+    ] {
+        let stderr = fedser(tmp.path())
+            .args([
+                "simulate",
+                "--out",
+                tmp.path().join("bad").to_str().unwrap(),
+            ])
+            .args([flag, value])
+            .assert()
+            .failure()
+            .get_output()
+            .stderr
+            .clone();
+        assert_stderr(&stderr, needle);
+    }
+    std::fs::write(&cfg, "[federation]\nround = 3\n").unwrap();
+    let stderr = fedser(tmp.path())
+        .args(["simulate", "--config", cfg.to_str().unwrap()])
+        .args(["--out", tmp.path().join("bad").to_str().unwrap()])
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    assert_stderr(&stderr, "run.toml");
+}
+
+#[test]
+fn demo_runs_with_no_arguments_beyond_its_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let run = fedser(tmp.path())
+        .args(["demo", "--out", out.to_str().unwrap(), "--rounds", "2"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+    assert!(stdout.contains("report:"), "{stdout}");
+    assert!(stdout.contains("UA"), "{stdout}");
+    assert!(out.join("report.html").is_file());
+    // Running it again replaces the previous demo.
+    fedser(tmp.path())
+        .args([
+            "demo",
+            "--out",
+            out.to_str().unwrap(),
+            "--rounds",
+            "1",
+            "-q",
+        ])
+        .assert()
+        .success();
+    assert_eq!(rounds(&out).len(), 1);
+}
