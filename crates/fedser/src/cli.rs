@@ -169,7 +169,7 @@ pub struct DemoCmd {
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// Rounds of federated training.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 30)]
     pub rounds: u32,
 }
 
