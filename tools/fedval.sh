@@ -30,15 +30,20 @@ done
 python3 - "$out/$arch" "$strategies" <<'PY'
 import json, os, statistics, sys
 root, strategies = sys.argv[1], sys.argv[2].split()
-print(f"{'strategy':16s} {'UA':>14s} {'accuracy':>14s} {'macro-F1':>14s} {'s/round':>8s} folds")
+print(f"{'strategy':16s} {'UA':>14s} {'accuracy':>14s} {'macro-F1':>14s} {'UA@best-val':>14s} {'s/round':>8s} folds")
 for s in strategies:
     d = os.path.join(root, s.replace(":", "_"))
     last = []
+    chosen = []
     secs = []
     for k in sorted(os.listdir(d), key=int):
         rounds = [json.loads(l) for l in open(os.path.join(d, k, "metrics.jsonl"))]
         last.append(rounds[-1]["central"])
+        # The round the clients' pooled validation UA prefers (no test data involved).
+        best = max(rounds, key=lambda r: (r.get("federated") or {}).get("ua", -1))
+        chosen.append(best["central"]["ua"])
         secs += [r["seconds"] for r in rounds]
+    pick = f"{statistics.mean(chosen):.3f} ± {statistics.pstdev(chosen):.3f}"
     ms = lambda key: f"{statistics.mean(r[key] for r in last):.3f} ± {statistics.pstdev(r[key] for r in last):.3f}"
-    print(f"{s:16s} {ms('ua'):>14s} {ms('accuracy'):>14s} {ms('macro_f1'):>14s} {statistics.median(secs):8.2f} {len(last)}")
+    print(f"{s:16s} {ms('ua'):>14s} {ms('accuracy'):>14s} {ms('macro_f1'):>14s} {pick:>14s} {statistics.median(secs):8.2f} {len(last)}")
 PY

@@ -109,6 +109,12 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
         std::fs::write(dir.join("config.toml"), cfg.to_toml()?)
             .with_context(|| format!("cannot write {}", dir.join("config.toml").display()))?;
     }
+    if cfg.split.norm == crate::cli::Norm::Global {
+        tracing::warn!(
+            "global normalisation pools feature statistics across all clients: fine for \
+             comparisons, but it is not something a real federation could compute privately"
+        );
+    }
     let prepared = data::prepare(&cfg, dir, opts.cache.as_deref(), opts.quiet)?;
     let spec = cfg.model_spec()?;
     let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
