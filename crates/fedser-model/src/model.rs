@@ -16,6 +16,8 @@ use crate::batch::Input;
 use crate::params;
 
 /// The model, whichever architecture.
+// One value per model: the size difference between variants costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     Dnn(Dnn),

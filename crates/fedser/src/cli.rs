@@ -434,6 +434,31 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Training and aggregation speed on the shapes of ../shared/peers/flower_bench.py `micro`:
+    /// one training step (batch 32, 200 frames of 13 MFCCs, Adam, one thread) per model, and
+    /// FedAvg of 10 updates.
+    Train {
+        /// Models to time.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "dnn,cnn,lstm,lstm-transformer"
+        )]
+        archs: Vec<fedser_model::Arch>,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+        /// Timed steps per model (the median is reported).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// LSTM models: the peer's shape (one direction, 128 units) instead of fedser's default.
+        #[arg(long)]
+        peer_lstm: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The front-end flags shared by `mfcc` and `features`.

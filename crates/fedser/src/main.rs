@@ -2,6 +2,7 @@
 //!
 //! The binary is thin: it parses arguments and wires the library crates together.
 
+mod alloc_tuning;
 mod cli;
 mod commands;
 mod cputime;
@@ -13,6 +14,7 @@ mod report;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    alloc_tuning::keep_freed_memory();
     let cli = cli::Cli::parse();
     init_logging(cli.quiet, cli.verbose);
     match commands::run(cli.command, cli.quiet) {

@@ -376,3 +376,26 @@ fn train_evaluate_predict_round_trip() {
         .failure();
     assert!(String::from_utf8_lossy(&failed.get_output().stderr).contains("no model.safetensors"));
 }
+
+#[test]
+fn bench_train_times_a_step_and_an_aggregation_per_model() {
+    let out = fedser()
+        .args([
+            "bench", "train", "--archs", "dnn,cnn", "--reps", "1", "--frames", "20",
+        ])
+        .args(["--batch", "4", "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    for m in models {
+        assert!(m["train_step_ms_median"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["fedavg10_ms_median"].as_f64().unwrap() >= 0.0, "{m}");
+        assert!(m["params"].as_u64().unwrap() > 100, "{m}");
+    }
+    fedser()
+        .args(["bench", "train", "--reps", "0"])
+        .assert()
+        .failure();
+}

@@ -159,3 +159,124 @@ pub fn mfcc(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// One training step per model, timed `reps` times after two warm-up steps (median), on random
+/// features of the peer's shapes; and FedAvg of 10 updates of each model through `fedser-fl`.
+pub fn train(
+    archs: &[fedser_model::Arch],
+    batch: usize,
+    frames: usize,
+    reps: usize,
+    peer_lstm: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    use fedser_core::FeatureMatrix;
+    use fedser_model::model::train_device;
+    use fedser_model::{EmotionModel, Example, ModelSpec, Optimizer, TrainConfig};
+    use rand::{RngExt, SeedableRng};
+
+    if batch == 0 || frames == 0 || reps == 0 {
+        bail!("batch, frames and reps must be at least 1");
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let examples: Vec<Example> = (0..batch)
+        .map(|i| Example {
+            features: FeatureMatrix::new(
+                frames,
+                13,
+                (0..frames * 13)
+                    .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+                    .collect(),
+            )
+            .expect("sizes match"),
+            label: i % fedser_core::Emotion::COUNT,
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for &arch in archs {
+        let mut spec = ModelSpec::new(arch);
+        if peer_lstm
+            && matches!(
+                arch,
+                fedser_model::Arch::Lstm | fedser_model::Arch::LstmTransformer
+            )
+        {
+            spec.bidirectional = false;
+            spec.hidden = 128;
+        }
+        let mut model = EmotionModel::new(spec.clone(), 1, &train_device())?;
+        // One epoch over exactly one batch is one optimiser step (plus batching, which the
+        // peer does outside its timed step; it is small next to the step).
+        let cfg = TrainConfig {
+            epochs: 1,
+            batch_size: batch,
+            optimizer: Optimizer::Adam,
+            weight_decay: 0.0,
+            random_crop: false,
+            ..TrainConfig::default()
+        };
+        let mut times = Vec::with_capacity(reps);
+        for rep in 0..reps + 2 {
+            let started = Instant::now();
+            model = fedser_model::train(model, &examples, &[], &cfg)?.0;
+            if rep >= 2 {
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let step_ms = median(&mut times);
+        let params = model.params()?;
+        let updates: Vec<fedser_fl::Update> = (0..10)
+            .map(|i| fedser_fl::Update {
+                client: i,
+                delta: params.clone(),
+                examples: i + 1,
+                loss: 0.0,
+                seconds: 0.0,
+                stages: Default::default(),
+            })
+            .collect();
+        let mut strategy = fedser_fl::FedStrategy::new(
+            fedser_fl::StrategySpec::fedavg(),
+            fedser_fl::Sampling::default(),
+            fedser_fl::strategy::LocalTraining::default(),
+            1,
+        );
+        let mut agg = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let started = Instant::now();
+            let _ = fedser_fl::Strategy::aggregate_fit(&mut strategy, 1, &params, &updates)?;
+            agg.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        rows.push(serde_json::json!({
+            "arch": arch.name(),
+            "params": model.num_params(),
+            "train_step_ms_median": step_ms,
+            "utterances_per_second": batch as f64 / (step_ms / 1e3),
+            "fedavg10_ms_median": median(&mut agg),
+            "spec": spec,
+        }));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"batch": batch, "frames": frames, "threads": 1, "models": rows})
+        );
+    } else {
+        println!("one thread, batch {batch}, {frames} frames x 13 MFCCs, Adam");
+        println!(
+            "{:18} {:>9} {:>12} {:>10} {:>14}",
+            "model", "params", "step ms", "utt/s", "FedAvg(10) ms"
+        );
+        for r in &rows {
+            println!(
+                "{:18} {:>9} {:>12.2} {:>10.0} {:>14.3}",
+                r["arch"].as_str().unwrap_or(""),
+                r["params"],
+                r["train_step_ms_median"].as_f64().unwrap_or(f64::NAN),
+                r["utterances_per_second"].as_f64().unwrap_or(f64::NAN),
+                r["fedavg10_ms_median"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -43,6 +43,14 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
                 style,
                 json,
             } => bench::mfcc(&dir, runs, parallel, style, json),
+            BenchWhat::Train {
+                archs,
+                batch,
+                frames,
+                reps,
+                peer_lstm,
+                json,
+            } => bench::train(&archs, batch, frames, reps, peer_lstm, json),
         },
     }
 }
