@@ -64,9 +64,40 @@ impl ModuleVisitor for Materialise {
     }
 }
 
-/// The training device (flex CPU backend with autodiff).
+/// The training device, with autodiff: the flex CPU backend, or — in builds with the `cuda`
+/// or `wgpu` feature — the GPU named by the environment variable `FEDSER_DEVICE` (`cuda`,
+/// `cuda:N`, `wgpu`; `cpu` or unset: flex). A device this build cannot provide is reported
+/// once and replaced by the CPU.
 pub fn train_device() -> Device {
-    Device::flex().autodiff()
+    base_device().autodiff()
+}
+
+fn base_device() -> Device {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let wanted = std::env::var("FEDSER_DEVICE").unwrap_or_default();
+    let wanted = wanted.trim().to_ascii_lowercase();
+    match wanted.as_str() {
+        "" | "cpu" | "flex" => Device::flex(),
+        #[cfg(feature = "wgpu")]
+        "wgpu" | "gpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "cuda")]
+        other if other == "cuda" || other.starts_with("cuda:") => {
+            let index = other
+                .strip_prefix("cuda:")
+                .and_then(|i| i.parse::<usize>().ok())
+                .unwrap_or(0);
+            Device::cuda(index)
+        }
+        other => {
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "FEDSER_DEVICE={other}: this build has no such device (GPU backends need \
+                     `--features cuda` or `--features wgpu`); training on the CPU"
+                )
+            });
+            Device::flex()
+        }
+    }
 }
 
 impl EmotionModel {

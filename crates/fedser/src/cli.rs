@@ -272,6 +272,10 @@ pub struct PredictCmd {
     /// Recordings.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// The recordings are all of one speaker: normalise them with statistics pooled over all
+    /// of them, as the model saw its training speakers (per-speaker models only).
+    #[arg(long)]
+    pub same_speaker: bool,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,

@@ -361,6 +361,25 @@ fn train_evaluate_predict_round_trip() {
     assert!((total - 1.0).abs() < 1e-4);
     assert!(line["emotion"].as_str().is_some());
 
+    // Several recordings of one speaker share their statistics: the probabilities change.
+    let other = synth(dir.path(), "t.wav", 1.0, 16000, 9);
+    let probabilities = |same_speaker: bool| -> Vec<serde_json::Value> {
+        let mut c = fedser();
+        c.args(["predict", "--model", out.to_str().unwrap(), "--json"]);
+        if same_speaker {
+            c.arg("--same-speaker");
+        }
+        let o = c.arg(&wav).arg(&other).assert().success();
+        String::from_utf8(o.get_output().stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["probabilities"].clone())
+            .collect()
+    };
+    let (alone, pooled) = (probabilities(false), probabilities(true));
+    assert_eq!((alone.len(), pooled.len()), (2, 2));
+    assert_ne!(alone, pooled);
+
     // Bad model paths and files fail with the path named.
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"not a model").unwrap();

@@ -16,29 +16,40 @@ pub fn run(cmd: PredictCmd) -> Result<ExitCode> {
     let (model, front_cfg, norm) = load_model(&cmd.model)?;
     let mut front = FrontEnd::new(front_cfg)?;
     if matches!(norm, NormRecord::Speaker) && !cmd.json {
-        // A lone recording has no speaker statistics: it is normalised with its own.
+        // Speaker statistics come from many utterances in training; a lone recording only has
+        // its own, which also removes its overall level and spectral tilt.
         eprintln!(
-            "note: the model expects per-speaker normalisation; each recording is normalised with its own statistics"
+            "{}",
+            if cmd.same_speaker {
+                "note: per-speaker normalisation with statistics pooled over these recordings"
+            } else {
+                "note: the model expects per-speaker normalisation; each recording is normalised \
+                 with its own statistics (give several recordings of one speaker with --same-speaker)"
+            }
         );
     }
     let mut failed = 0;
+    let mut extracted = Vec::with_capacity(cmd.files.len());
     for file in &cmd.files {
-        let mut features = match front.extract_file(file) {
-            Ok(f) if f.frames() > 0 => f,
+        match front.extract_file(file) {
+            Ok(f) if f.frames() > 0 => extracted.push((file, f)),
             Ok(_) => {
                 eprintln!("{}: too short for one frame", file.display());
                 failed += 1;
-                continue;
             }
             Err(e) => {
                 eprintln!("{e}");
                 failed += 1;
-                continue;
             }
-        };
+        }
+    }
+    let pooled = (cmd.same_speaker && matches!(norm, NormRecord::Speaker))
+        .then(|| Normaliser::fit(extracted.iter().map(|(_, f)| f)))
+        .flatten();
+    for (file, mut features) in extracted {
         match &norm {
             NormRecord::Speaker => {
-                if let Some(n) = Normaliser::fit([&features]) {
+                if let Some(n) = pooled.as_ref().or(Normaliser::fit([&features]).as_ref()) {
                     n.apply(&mut features);
                 }
             }
