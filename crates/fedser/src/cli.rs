@@ -64,21 +64,28 @@ pub struct SimulateCmd {
     /// Run name shown in the report (default: the folder name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Seed of everything random (corpus, split, sampling, training, dropouts); default 7.
     #[arg(long)]
     pub seed: Option<u64>,
     /// crema-d, iemocap, ravdess, emodb, manifest or synthetic.
     #[arg(long)]
     pub corpus: Option<fedser_data::loaders::CorpusKind>,
+    /// The corpus root folder (the manifest CSV for `manifest`).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Synthetic corpus: number of speakers (default 24).
     #[arg(long)]
     pub synthetic_speakers: Option<usize>,
+    /// Synthetic corpus: utterances per speaker and emotion (default 8).
     #[arg(long)]
     pub synthetic_per_emotion: Option<usize>,
+    /// CREMA-D: label clips with the listeners' vote on the audio alone.
     #[arg(long)]
     pub crema_voice_labels: bool,
+    /// IEMOCAP: keep only improvised dialogs.
     #[arg(long)]
     pub iemocap_improvised_only: bool,
+    /// IEMOCAP: keep `exc` (excited) out of happy.
     #[arg(long)]
     pub iemocap_keep_excited_apart: bool,
     /// speaker, speaker:K, iid:N or dirichlet:ALPHA[:N].
@@ -87,23 +94,28 @@ pub struct SimulateCmd {
     /// Held-out speakers for central evaluation (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub test_speakers: Vec<String>,
+    /// Fraction of speakers held out when --test-speakers is not given (default 0.2).
     #[arg(long)]
     pub test_fraction: Option<f64>,
     /// Fraction of each client's data kept for its own validation.
     #[arg(long)]
     pub val_fraction: Option<f64>,
+    /// Feature normalisation (default: speaker).
     #[arg(long, value_enum)]
     pub norm: Option<Norm>,
     /// dnn, cnn, lstm or lstm-transformer.
     #[arg(long)]
     pub arch: Option<fedser_model::Arch>,
+    /// Model width (default per architecture).
     #[arg(long)]
     pub hidden: Option<usize>,
     /// Model dropout (not client dropout: see --client-dropout).
     #[arg(long)]
     pub dropout: Option<f64>,
+    /// LSTM models: one direction only.
     #[arg(long)]
     pub unidirectional: bool,
+    /// Rounds of federated training (default 30).
     #[arg(long)]
     pub rounds: Option<u32>,
     /// fedavg, fedprox[:MU], fedadam[:LR], fedyogi[:LR], fedadagrad[:LR], median,
@@ -122,16 +134,22 @@ pub struct SimulateCmd {
     /// Accepted updates needed to change the global model in a round.
     #[arg(long)]
     pub min_results: Option<usize>,
+    /// Passes over its own data each client makes per round (default 3).
     #[arg(long)]
     pub local_epochs: Option<usize>,
+    /// Local batch size (default 8).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Local learning rate (default 2e-3).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Local weight decay (default 1e-4).
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// Local optimiser: adamw (default), adam or sgd.
     #[arg(long)]
     pub optimizer: Option<fedser_model::Optimizer>,
+    /// Do not weight the local loss by inverse class frequency.
     #[arg(long)]
     pub no_class_weights: bool,
     /// Clients training at once (default: one per core).
