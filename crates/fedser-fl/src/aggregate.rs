@@ -18,9 +18,9 @@ pub enum Rule {
     /// Coordinate-wise mean after dropping the `beta` fraction of largest and of smallest
     /// values (0 <= beta < 0.5).
     TrimmedMean { beta: f64 },
-    /// Krum (`keep` = 1) or Multi-Krum (`keep` > 1, the mean of the `keep` best-scored updates,
-    /// weighted by examples; `keep` = 0 keeps n - byzantine), tolerating `byzantine` attackers;
-    /// needs more than 2 * byzantine + 2 updates.
+    /// Krum (`keep` = 1) or Multi-Krum (`keep` > 1, the plain mean of the `keep` best-scored
+    /// updates; `keep` = 0 keeps n - byzantine), tolerating `byzantine` attackers; needs more
+    /// than 2 * byzantine + 2 updates.
     Krum { byzantine: usize, keep: usize },
 }
 
@@ -96,7 +96,7 @@ impl Rule {
                 ))
             }
             Rule::Krum { byzantine, keep } => {
-                let needed = 2 * byzantine + 3;
+                let needed = byzantine.saturating_mul(2).saturating_add(3);
                 if updates.len() < needed {
                     return Err(AggregateError::TooFew {
                         rule: "krum",
@@ -111,9 +111,10 @@ impl Rule {
                 };
                 let selected = krum_select(updates, byzantine, keep);
                 let chosen: Vec<&[f32]> = selected.iter().map(|&i| updates[i]).collect();
-                let chosen_weights: Vec<f64> = selected.iter().map(|&i| weights[i]).collect();
+                // Unweighted: an attacker that Krum lets through could claim any example count.
+                let uniform = vec![1.0; chosen.len()];
                 Ok((
-                    weighted_mean(&chosen, &chosen_weights),
+                    weighted_mean(&chosen, &uniform),
                     RuleReport {
                         selected: Some(selected),
                     },
@@ -278,6 +279,14 @@ mod tests {
         .unwrap();
         assert!(report.selected.unwrap().iter().all(|&i| i < 5));
         assert!((many[0] - 1.0).abs() < 0.1 && (many[1] - 1.0).abs() < 0.1);
+        // A selected update claiming a huge example count does not dominate Multi-Krum.
+        let (claimed, _) = Rule::Krum {
+            byzantine: 2,
+            keep: 3,
+        }
+        .aggregate(&refs, &[1e9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+        .unwrap();
+        assert_eq!(claimed, many);
         // Too few updates for the assumed attackers.
         let err = Rule::Krum {
             byzantine: 3,

@@ -116,6 +116,18 @@ pub fn check_update(update: &Update, global: &ParamSet) -> Result<(), String> {
     global
         .check_same_layout(&update.delta)
         .map_err(|e| format!("wrong shape: {e}"))?;
+    // The fields are public: a stage or a decoder could leave data that does not fill its shape.
+    if let Some((name, t)) = update
+        .delta
+        .iter()
+        .find(|(_, t)| t.data.len() != t.shape.iter().product::<usize>())
+    {
+        return Err(format!(
+            "wrong shape: tensor {name} holds {} values for shape {:?}",
+            t.data.len(),
+            t.shape
+        ));
+    }
     update
         .delta
         .check_finite()
@@ -227,13 +239,14 @@ impl<S: Strategy> Server<S> {
                 }
             }
         };
-        let total_examples: usize = accepted.iter().map(|u| u.examples).sum();
-        let train_loss = (total_examples > 0).then(|| {
+        // In f64: example counts are claims and must not overflow.
+        let total_examples: f64 = accepted.iter().map(|u| u.examples as f64).sum();
+        let train_loss = (total_examples > 0.0).then(|| {
             accepted
                 .iter()
                 .map(|u| u.loss * u.examples as f64)
                 .sum::<f64>()
-                / total_examples as f64
+                / total_examples
         });
         let mut stages: BTreeMap<String, f64> = BTreeMap::new();
         for u in &accepted {
@@ -297,5 +310,45 @@ impl<S: Strategy> Server<S> {
             eval_seconds,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedser_core::ParamTensor;
+
+    fn set(shape: Vec<usize>, data: Vec<f32>) -> ParamSet {
+        let mut p = ParamSet::new();
+        p.push("w", ParamTensor::new(shape, data).unwrap()).unwrap();
+        p
+    }
+
+    fn update(delta: ParamSet, examples: usize) -> Update {
+        Update {
+            client: 0,
+            delta,
+            examples,
+            loss: 0.1,
+            seconds: 0.0,
+            stages: Default::default(),
+        }
+    }
+
+    #[test]
+    fn updates_are_checked_for_examples_shapes_lengths_and_finiteness() {
+        let global = set(vec![2], vec![0.0, 0.0]);
+        assert!(check_update(&update(set(vec![2], vec![1.0, 2.0]), 3), &global).is_ok());
+        let none = check_update(&update(set(vec![2], vec![1.0, 2.0]), 0), &global);
+        assert!(none.unwrap_err().contains("no training examples"));
+        let shape = check_update(&update(set(vec![1, 2], vec![1.0, 2.0]), 3), &global);
+        assert!(shape.unwrap_err().contains("wrong shape"));
+        let nan = check_update(&update(set(vec![2], vec![1.0, f32::NAN]), 3), &global);
+        assert!(nan.unwrap_err().contains("not finite"));
+        // Data that does not fill the declared shape (fields are public).
+        let mut short = set(vec![2], vec![1.0, 2.0]);
+        short.tensors_mut().next().unwrap().data.pop();
+        let err = check_update(&update(short, 3), &global).unwrap_err();
+        assert!(err.contains("holds 1 values"), "{err}");
     }
 }

@@ -1,6 +1,8 @@
 //! Server optimisers: the aggregated update is treated as a pseudo-gradient and applied to the
-//! global model (Reddi et al., "Adaptive Federated Optimization", ICLR 2021, Algorithm 2).
-//! `Sgd { lr: 1.0 }` is FedAvg: the new global model is the (weighted) average of the clients'.
+//! global model (Reddi et al., "Adaptive Federated Optimization", ICLR 2021, Algorithm 2), in
+//! Flower's variant: Adam and Yogi start their moments at zero and correct their bias;
+//! Adagrad has no first-moment momentum. `Sgd { lr: 1.0 }` is FedAvg: the new global model is
+//! the (weighted) average of the clients'.
 
 use serde::{Deserialize, Serialize};
 

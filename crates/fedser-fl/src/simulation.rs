@@ -1,6 +1,7 @@
 //! In-process simulation: many clients on one machine. Clients run concurrently, one thread
-//! each, at most `workers` at a time; a client (and its data) exists only while it works, so
-//! memory is bounded by the number of workers, not of clients. Dropouts and stragglers are
+//! each, at most `workers` at a time; a client (its model and data) exists only while it
+//! works, so client memory is bounded by the number of workers, not of clients (the server
+//! still holds the round's updates until it aggregates them). Dropouts and stragglers are
 //! drawn per round and client from the seed, so a run is reproducible whatever the timing.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -31,7 +32,8 @@ pub struct SimulationConfig {
     pub workers: usize,
     /// Probability that a selected client drops out of a round.
     pub dropout: f64,
-    /// Probability that a selected client's result arrives after the round closed.
+    /// Probability that a selected client that did not drop out delivers after the round
+    /// closed.
     pub straggler: f64,
     pub seed: u64,
 }

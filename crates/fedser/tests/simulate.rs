@@ -166,6 +166,21 @@ fn a_config_file_sets_the_run_and_bad_settings_are_named() {
             .clone();
         assert_stderr(&stderr, needle);
     }
+    // Krum cannot work with fewer clients than its assumptions need: said before training.
+    let stderr = fedser(tmp.path())
+        .args([
+            "simulate",
+            "--out",
+            tmp.path().join("krum").to_str().unwrap(),
+        ])
+        .args(["--synthetic-speakers", "6", "--synthetic-per-emotion", "1"])
+        .args(["--strategy", "krum:2"])
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    assert_stderr(&stderr, "needs at least 7 updates");
     std::fs::write(&cfg, "[federation]\nround = 3\n").unwrap();
     let stderr = fedser(tmp.path())
         .args(["simulate", "--config", cfg.to_str().unwrap()])

@@ -99,7 +99,7 @@ pub struct SimulationConfig {
     pub workers: usize,
     /// Probability that a selected client drops out of a round.
     pub dropout: f64,
-    /// Probability that a selected client's result comes too late for the round.
+    /// Probability that a selected client that did not drop out delivers too late.
     pub straggler: f64,
 }
 
@@ -297,6 +297,41 @@ impl RunConfig {
             .map_err(anyhow::Error::msg)?;
         if self.corpus.kind != CorpusKind::Synthetic && self.corpus.data.is_none() {
             bail!("--data is needed for the {:?} corpus", self.corpus.kind);
+        }
+        Ok(())
+    }
+
+    /// Makes the corpus path absolute, so `--resume` works from any folder.
+    pub fn absolutise_paths(&mut self) {
+        if let Some(d) = &self.corpus.data
+            && let Ok(abs) = std::path::absolute(d)
+        {
+            self.corpus.data = Some(abs);
+        }
+    }
+
+    /// Checks the strategy against the number of clients a round will sample.
+    pub fn check_against_clients(&self, clients: usize) -> Result<()> {
+        let f = &self.federation;
+        let sampled = (((f.fraction_fit * clients as f64).floor() as usize).max(f.min_fit_clients))
+            .min(clients);
+        match self.strategy()?.rule {
+            fedser_fl::Rule::Krum { byzantine, .. } => {
+                let needed = byzantine.saturating_mul(2).saturating_add(3);
+                if sampled < needed {
+                    bail!(
+                        "{} assumes {byzantine} attackers and needs at least {needed} updates a round, \
+                         but a round samples {sampled} of {clients} clients",
+                        f.strategy
+                    );
+                }
+            }
+            fedser_fl::Rule::TrimmedMean { beta } if (beta * sampled as f64) < 1.0 => {
+                tracing::warn!(
+                    "trimmed-mean:{beta} trims nothing from {sampled} updates a round (it is a plain mean)"
+                );
+            }
+            _ => {}
         }
         Ok(())
     }

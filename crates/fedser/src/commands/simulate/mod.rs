@@ -48,6 +48,7 @@ pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
     if let Some(dir) = &cmd.resume {
         let cfg = RunConfig::load(&dir.join("config.toml"))
             .with_context(|| format!("{} is not a resumable run directory", dir.display()))?;
+        cfg.validate()?;
         return execute(cfg, dir, true, &opts);
     }
     let out = cmd.out.clone().context("--out is required")?;
@@ -59,6 +60,7 @@ pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
         cfg.name = rundir::default_name(&out);
     }
     cfg.apply_flags(&cmd);
+    cfg.absolutise_paths();
     cfg.validate()?;
     if rundir::has_run(&out) {
         bail!(
@@ -116,6 +118,7 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
         );
     }
     let prepared = data::prepare(&cfg, dir, opts.cache.as_deref(), opts.quiet)?;
+    cfg.check_against_clients(prepared.clients.len())?;
     let spec = cfg.model_spec()?;
     let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
     let statistics = initial.statistic_names();
@@ -189,12 +192,12 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
     let rounds = cfg.federation.rounds;
     let round_bar = progress::bar(rounds as u64, "rounds", opts.quiet);
     round_bar.set_position((first_round - 1) as u64);
-    // Client updates finished in the current round, shown beside the round bar.
+    // Clients done with their training task in the current round, beside the round bar.
     let done = AtomicUsize::new(0);
     let on_progress = |p: Progress| {
         if matches!(p, Progress::Fit(_)) {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            round_bar.set_message(format!("rounds (clients trained: {n})"));
+            round_bar.set_message(format!("rounds (clients this round: {n})"));
         }
     };
     let mut sim = Simulation::new(&factory, cfg.fl_simulation(workers), ClientPipeline::new())
@@ -217,6 +220,7 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
 
     let mut records: Vec<RoundRecord> = rundir::read_metrics(dir)?;
     for round in first_round..=rounds {
+        done.store(0, Ordering::Relaxed);
         let central_eval: Option<&mut fedser_fl::server::CentralEval<'_>> = if test.is_empty() {
             None
         } else {
@@ -257,7 +261,11 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
         print_summary(&records);
         if let Some(s) = &last {
             let m: Metrics = s.confusion.metrics();
-            println!("\nfinal global model on held-out speakers:");
+            if test.is_empty() {
+                println!("\nfinal global model on the clients' pooled validation data:");
+            } else {
+                println!("\nfinal global model on held-out speakers:");
+            }
             print_metrics(&m);
         }
     }

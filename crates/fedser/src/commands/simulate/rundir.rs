@@ -127,6 +127,12 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<RoundRecord>> {
 pub fn truncate_metrics(dir: &Path, last_round: u32) -> Result<()> {
     let path = dir.join(METRICS);
     let Ok(text) = std::fs::read_to_string(&path) else {
+        if last_round > 0 {
+            bail!(
+                "{} is missing but the checkpoints reach round {last_round}",
+                path.display()
+            );
+        }
         return Ok(std::fs::write(&path, "")?);
     };
     let mut kept = String::new();
@@ -146,7 +152,10 @@ pub fn truncate_metrics(dir: &Path, last_round: u32) -> Result<()> {
             path.display()
         );
     }
-    std::fs::write(&path, kept).with_context(|| format!("cannot write {}", path.display()))
+    // Written beside and renamed over, so a crash here cannot lose the recorded rounds.
+    let tmp = path.with_extension("jsonl.tmp");
+    std::fs::write(&tmp, kept).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 /// Appends one round's line and flushes it to disk.
