@@ -55,6 +55,22 @@ pub struct ClientRecord {
     pub val_ua: Option<f64>,
 }
 
+impl ClientRecord {
+    /// A client that has not answered yet.
+    fn new(client: ClientId) -> Self {
+        Self {
+            client,
+            examples: 0,
+            train_loss: None,
+            seconds: None,
+            failure: None,
+            val_examples: None,
+            val_accuracy: None,
+            val_ua: None,
+        }
+    }
+}
+
 /// Everything that happened in one round (one line of `metrics.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
@@ -173,16 +189,7 @@ impl<S: Strategy> Server<S> {
         let mut accepted: Vec<Update> = Vec::new();
         let (mut dropped, mut stragglers, mut errors, mut rejected) = (0, 0, 0, 0);
         for (client, answer) in answers {
-            let mut rec = ClientRecord {
-                client,
-                examples: 0,
-                train_loss: None,
-                seconds: None,
-                failure: None,
-                val_examples: None,
-                val_accuracy: None,
-                val_ua: None,
-            };
+            let mut rec = ClientRecord::new(client);
             let answer = answer.and_then(|u| {
                 bytes_up += u.delta.num_bytes() as u64;
                 check_update(&u, &self.global).map_err(ClientFailure::Rejected)?;
@@ -260,16 +267,9 @@ impl<S: Strategy> Server<S> {
         bytes_down += model_bytes * eval_clients.len() as u64;
         let mut evals = Vec::new();
         for (client, answer) in executor.evaluate(round, &self.global, &eval_clients) {
-            let rec = records.entry(client).or_insert_with(|| ClientRecord {
-                client,
-                examples: 0,
-                train_loss: None,
-                seconds: None,
-                failure: None,
-                val_examples: None,
-                val_accuracy: None,
-                val_ua: None,
-            });
+            let rec = records
+                .entry(client)
+                .or_insert_with(|| ClientRecord::new(client));
             match answer {
                 Ok(Some(e)) => {
                     rec.val_examples = Some(e.examples);
