@@ -220,6 +220,10 @@ impl<S: Strategy> Server<S> {
 
         let mut note = None;
         let mut selected_by_rule = None;
+        // The round's model and server state are committed only once the round has finished
+        // without error, so a failed round can be retried without applying its update twice.
+        let saved_state = self.strategy.state();
+        let mut candidate: Option<ParamSet> = None;
         let aggregated = if accepted.len() < self.min_fit_results {
             let msg = format!(
                 "only {} of {} results (minimum {}): global model unchanged",
@@ -233,7 +237,7 @@ impl<S: Strategy> Server<S> {
         } else {
             match self.strategy.aggregate_fit(round, &self.global, &accepted) {
                 Ok((next, report)) => {
-                    self.global = next;
+                    candidate = Some(next);
                     selected_by_rule = report
                         .selected
                         .map(|s| s.into_iter().map(|i| accepted[i].client).collect());
@@ -266,7 +270,8 @@ impl<S: Strategy> Server<S> {
         let eval_clients = self.strategy.configure_evaluate(round, &self.clients);
         bytes_down += model_bytes * eval_clients.len() as u64;
         let mut evals = Vec::new();
-        for (client, answer) in executor.evaluate(round, &self.global, &eval_clients) {
+        let new_global = candidate.as_ref().unwrap_or(&self.global);
+        for (client, answer) in executor.evaluate(round, new_global, &eval_clients) {
             let rec = records
                 .entry(client)
                 .or_insert_with(|| ClientRecord::new(client));
@@ -283,10 +288,19 @@ impl<S: Strategy> Server<S> {
         }
         let federated = self.strategy.aggregate_evaluate(round, &evals);
         let central = match central {
-            Some(f) => EvalSummary::pool([&f(&self.global)?]),
+            Some(f) => match f(new_global) {
+                Ok(outcome) => EvalSummary::pool([&outcome]),
+                Err(e) => {
+                    self.strategy.restore(saved_state);
+                    return Err(e);
+                }
+            },
             None => None,
         };
         let eval_seconds = eval_started.elapsed().as_secs_f64();
+        if let Some(next) = candidate {
+            self.global = next;
+        }
 
         Ok(RoundRecord {
             round,

@@ -446,3 +446,30 @@ fn a_thousand_clients_with_memory_bounded_by_the_workers() {
     assert!((1..=4).contains(&peak), "peak {peak}");
     assert_eq!(toys.live.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_round_that_fails_to_evaluate_changes_nothing() {
+    use fedser_fl::Strategy;
+    let toys = Toys::new(4, honest);
+    let run = Run {
+        spec: StrategySpec::parse("fedadam:0.1").unwrap(),
+        ..Run::default()
+    };
+    let mut server = run.server(4);
+    run.go(&toys, &mut server, 1..=2);
+    let (global, state) = (server.global.clone(), server.strategy.state());
+    let mut sim = Simulation::new(&toys, run.sim.clone(), ClientPipeline::new());
+    let mut failing =
+        |_: &ParamSet| -> Result<EvalOutcome, String> { Err("evaluation data unreadable".into()) };
+    let err = server
+        .run_round(3, &mut sim, Some(&mut failing))
+        .unwrap_err();
+    assert!(err.contains("unreadable"));
+    assert_eq!(server.global, global);
+    assert_eq!(server.strategy.state(), state);
+    // Retrying the round gives what an untroubled round 3 gives.
+    server.run_round(3, &mut sim, None).unwrap();
+    let mut straight = run.server(4);
+    run.go(&toys, &mut straight, 1..=3);
+    assert_eq!(server.global, straight.global);
+}
