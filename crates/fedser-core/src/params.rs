@@ -234,15 +234,19 @@ impl ParamSet {
         Ok((set, metadata))
     }
 
-    /// Writes a safetensors file atomically (temporary file, then rename).
+    /// Writes a safetensors file atomically and durably (temporary file, flushed to disk, then
+    /// renamed over the target): a crash leaves the old file or the new one, never a torn one.
     pub fn save(&self, path: &Path, metadata: &BTreeMap<String, String>) -> Result<(), ParamError> {
+        use std::io::Write;
         let bytes = self.to_safetensors(metadata)?;
         let file_err = |e: std::io::Error| ParamError::File {
             path: path.to_owned(),
             reason: e.to_string(),
         };
         let tmp = path.with_extension("safetensors.partial");
-        std::fs::write(&tmp, bytes).map_err(file_err)?;
+        let mut file = std::fs::File::create(&tmp).map_err(file_err)?;
+        file.write_all(&bytes).map_err(file_err)?;
+        file.sync_all().map_err(file_err)?;
         std::fs::rename(&tmp, path).map_err(file_err)
     }
 

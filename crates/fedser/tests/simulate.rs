@@ -74,6 +74,8 @@ fn simulate_writes_a_complete_run_directory_and_resume_gives_the_same_result() {
         .assert()
         .success();
     assert_eq!(rounds(&resumed).len(), 2);
+    // A torn newest checkpoint: resuming falls back to round 1 and runs round 2 again.
+    std::fs::write(resumed.join("checkpoints/round-0002.safetensors"), b"torn").unwrap();
     fedser(tmp.path())
         .args(["simulate", "--resume", resumed.to_str().unwrap()])
         .assert()

@@ -165,8 +165,7 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
         cfg.federation.min_fit_results,
     );
     let mut first_round = 1;
-    if resume && let Some(cp) = rundir::latest_checkpoint(dir)? {
-        let (global, state) = rundir::load_checkpoint(&cp.path)?;
+    if resume && let Some((cp, global, state)) = rundir::latest_checkpoint(dir)? {
         server
             .global
             .check_same_layout(&global)

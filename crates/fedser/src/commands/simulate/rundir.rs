@@ -38,12 +38,13 @@ fn checkpoint_path(dir: &Path, round: u32) -> PathBuf {
         .join(format!("round-{round:04}.safetensors"))
 }
 
-/// The checkpoint of the latest round, if any.
-pub fn latest_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
+/// The latest checkpoint that can be read, with what it holds; an unreadable newer one is
+/// reported and skipped (the rounds after the returned one are then run again).
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<(Checkpoint, ParamSet, ServerOptState)>> {
     let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else {
         return Ok(None);
     };
-    let mut best: Option<Checkpoint> = None;
+    let mut found: Vec<Checkpoint> = Vec::new();
     for entry in entries {
         let path = entry?.path();
         let round = path
@@ -52,13 +53,18 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
             .and_then(|n| n.strip_prefix("round-"))
             .and_then(|n| n.strip_suffix(".safetensors"))
             .and_then(|n| n.parse::<u32>().ok());
-        if let Some(round) = round
-            && best.as_ref().is_none_or(|b| round > b.round)
-        {
-            best = Some(Checkpoint { round, path });
+        if let Some(round) = round {
+            found.push(Checkpoint { round, path });
         }
     }
-    Ok(best)
+    found.sort_by_key(|c| std::cmp::Reverse(c.round));
+    for cp in found {
+        match load_checkpoint(&cp.path) {
+            Ok((global, state)) => return Ok(Some((cp, global, state))),
+            Err(e) => tracing::warn!("skipping an unreadable checkpoint: {e:#}"),
+        }
+    }
+    Ok(None)
 }
 
 /// Writes round `round`'s checkpoint.
