@@ -317,7 +317,7 @@ fn unreadable_audio_is_reported_per_utterance_and_the_cache_is_keyed_by_content_
     );
     // ... while another configuration, or changed audio, misses and recomputes.
     let other = FrontEndConfig {
-        denoise: false,
+        denoise: !cfg.denoise,
         ..cfg.clone()
     };
     let third = extract_corpus(&c, &other, Some(&cache), &|| {}).unwrap();

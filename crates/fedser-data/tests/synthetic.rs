@@ -84,7 +84,7 @@ fn per_speaker_z(c: &Corpus, vectors: &mut [Vec<f64>]) {
 #[test]
 fn single_cues_do_not_give_the_class_away_but_mfccs_carry_it() {
     let c = setup();
-    let mut front = FrontEnd::new(FrontEndConfig::default()).unwrap();
+    let mut front = FrontEnd::new(FrontEndConfig::paper()).unwrap();
     let mut duration = Vec::new();
     let mut loudness = Vec::new();
     let mut pitch = Vec::new();

@@ -253,6 +253,14 @@ pub struct TrainCmd {
     /// Feature normalisation.
     #[arg(long, value_enum, default_value_t = Norm::Speaker)]
     pub norm: Norm,
+    /// Cut leading and trailing silence before the MFCCs (recorded in the model file, so
+    /// evaluate and predict do the same).
+    #[arg(long)]
+    pub trim: bool,
+    /// Run the paper's spectral denoiser before the MFCCs. Off by default: on the clean
+    /// studio speech of RAVDESS and EMO-DB it lowered UA (see the README).
+    #[arg(long)]
+    pub denoise: bool,
     /// Feature cache folder.
     #[arg(long)]
     pub cache: Option<PathBuf>,

@@ -19,7 +19,11 @@ pub const META_NORM: &str = "fedser.normalisation";
 pub const META_TRAIN: &str = "fedser.train_config";
 
 pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
-    let front = FrontEndConfig::default();
+    let front = FrontEndConfig {
+        trim_silence: cmd.trim,
+        denoise: cmd.denoise,
+        ..FrontEndConfig::default()
+    };
     let mut spec = ModelSpec::new(cmd.arch);
     if let Some(h) = cmd.hidden {
         spec.hidden = h;
