@@ -1,6 +1,7 @@
 //! CNN: three 1-D convolution blocks over time (13 → 32 → 64 → hidden channels, kernels
 //! 5, 5, 3, same padding, batch norm, ReLU, max-pooling by 2 after the first two), then
-//! masked mean and max pooling over the valid frames and a linear classifier.
+//! masked mean and max pooling over the valid frames and a linear classifier. Activations
+//! stay time-major (`[batch, frames, channels]`) and each convolution is one matrix product.
 
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig1d, Relu};
@@ -28,27 +29,67 @@ fn conv(input: usize, output: usize, kernel: usize, device: &Device) -> Conv1d {
         .init(device)
 }
 
-/// Max-pooling by 2 over time, `[b, c, t]` -> `[b, c, t / 2]` (an odd last step is dropped),
-/// the same result as `MaxPool1d` with kernel and stride 2 but as a reshape and a maximum:
-/// flex runs 1-D pooling through its general 3-D pooling with indices, which profiling
-/// showed to be a seventh of a CNN training step.
+/// Max-pooling by 2 over time, `[b, t, c]` -> `[b, t / 2, c]` (an odd last step is dropped),
+/// the same result as `MaxPool1d` with kernel and stride 2, as the elementwise maximum of the
+/// even and the odd frames: flex runs 1-D pooling through its general 3-D pooling with
+/// indices (a seventh of a CNN step when profiled), and a `max_dim` would take its gradient
+/// through a scatter; an elementwise maximum's gradient is elementwise too.
 fn pool2(x: Tensor<3>) -> Tensor<3> {
-    let [b, c, t] = x.dims();
-    let even = t - t % 2;
-    let x = if even == t {
-        x
-    } else {
-        x.slice([0..b, 0..c, 0..even])
-    };
-    x.reshape([b, c, even / 2, 2])
-        .max_dim(3)
-        .squeeze_dim::<3>(3)
+    let [b, t, c] = x.dims();
+    let half = t / 2;
+    let pairs = x.slice([0..b, 0..2 * half, 0..c]).reshape([b, half, 2 * c]);
+    let even = pairs.clone().slice([0..b, 0..half, 0..c]);
+    let odd = pairs.slice([0..b, 0..half, c..2 * c]);
+    even.max_pair(odd)
+}
+
+/// `conv`'s "same" convolution over time, on time-major input: `[b, t, in]` -> `[b, t, out]`.
+///
+/// Computes what `Conv1d::forward` does (tested) as one matrix product: the `k` shifted copies
+/// of the zero-padded input are laid side by side (`[b·t, k·in]`) and multiplied by the
+/// weights rearranged to `[k·in, out]`. flex runs `conv1d` through its general 3-D
+/// convolution (layout conversions, tiled im2col, a matrix product per tile, and the same
+/// again for each gradient); one large product per direction is what its matrix kernel does
+/// best. The weights stay in `Conv1d`'s own layout, so parameter names and model files are
+/// unchanged.
+fn conv_time_major(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, c] = x.dims();
+    let weight = conv.weight.val(); // [out, in, k]
+    let [out, _, k] = weight.dims();
+    let left = (k - 1) / 2;
+    let right = k - 1 - left;
+    let device = x.device();
+    let padded = Tensor::cat(
+        vec![
+            Tensor::<3>::zeros([b, left, c], &device),
+            x,
+            Tensor::<3>::zeros([b, right, c], &device),
+        ],
+        1,
+    );
+    let shifted: Vec<Tensor<3>> = (0..k)
+        .map(|j| padded.clone().slice([0..b, j..j + t, 0..c]))
+        .collect();
+    let unfolded = Tensor::cat(shifted, 2).reshape([b * t, k * c]);
+    // w[j·in + i, o] = weight[o, i, j]
+    let w = weight.permute([2, 1, 0]).reshape([k * c, out]);
+    let mut y = unfolded.matmul(w);
+    if let Some(bias) = &conv.bias {
+        y = y + bias.val().unsqueeze_dim::<2>(0);
+    }
+    y.reshape([b, t, out])
+}
+
+/// Batch norm over the channels of time-major `[b, t, c]` input.
+fn batch_norm_time_major(bn: &BatchNorm, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, c] = x.dims();
+    bn.forward(x.reshape([b * t, c])).reshape([b, t, c])
 }
 
 impl Cnn {
     /// The mask after one pooling step: a pooled step is valid when any of its frames is.
     fn pool_mask(&self, mask: Tensor<2>) -> Tensor<2> {
-        pool2(mask.unsqueeze_dim::<3>(1)).squeeze_dim::<2>(1)
+        pool2(mask.unsqueeze_dim::<3>(2)).squeeze_dim::<2>(2)
     }
 
     pub fn init(spec: &ModelSpec, device: &Device) -> Self {
@@ -64,14 +105,19 @@ impl Cnn {
         }
     }
 
+    /// One block: convolution, batch norm, ReLU, on `[b, t, c]`.
+    fn block(&self, conv: &Conv1d, bn: &BatchNorm, x: Tensor<3>) -> Tensor<3> {
+        self.relu
+            .forward(batch_norm_time_major(bn, conv_time_major(conv, x)))
+    }
+
     pub fn forward(&self, input: &Input, p: f64, rng: Option<&mut StdRng>) -> Tensor<2> {
-        let x = input.x.clone().swap_dims(1, 2); // [b, coeffs, t]
-        let x = pool2(self.relu.forward(self.bn1.forward(self.conv1.forward(x))));
+        let x = input.x.clone(); // [b, t, coeffs]: time-major throughout
+        let x = pool2(self.block(&self.conv1, &self.bn1, x));
         let mask = self.pool_mask(input.mask.clone());
-        let x = pool2(self.relu.forward(self.bn2.forward(self.conv2.forward(x))));
+        let x = pool2(self.block(&self.conv2, &self.bn2, x));
         let mask = self.pool_mask(mask);
-        let x = self.relu.forward(self.bn3.forward(self.conv3.forward(x)));
-        let h = x.swap_dims(1, 2); // [b, t', c]
+        let h = self.block(&self.conv3, &self.bn3, x); // [b, t', c]
         let pooled = Tensor::cat(
             vec![
                 masked_mean_time(h.clone(), mask.clone()),
@@ -97,9 +143,35 @@ mod tests {
                 .map(|i| ((i * 7919) % 31) as f32 - 15.0)
                 .collect();
             let x = Tensor::<3>::from_data(TensorData::new(data, [2, 3, t]), &device);
-            let a = pool2(x.clone()).into_data();
+            let a = pool2(x.clone().swap_dims(1, 2)).swap_dims(1, 2).into_data();
             let b = pool.forward(x).into_data();
             assert_eq!(a, b, "t = {t}");
+        }
+    }
+
+    #[test]
+    fn time_major_convolution_equals_conv1d() {
+        let device = Device::flex();
+        for (input, output, kernel, t) in [(13, 8, 5, 9), (4, 6, 3, 1), (3, 2, 4, 7)] {
+            let layer = conv(input, output, kernel, &device);
+            let data: Vec<f32> = (0..2 * input * t)
+                .map(|i| ((i * 7919) % 37) as f32 / 9.0 - 2.0)
+                .collect();
+            let x = Tensor::<3>::from_data(TensorData::new(data, [2, input, t]), &device);
+            let want = layer
+                .forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let got = conv_time_major(&layer, x.swap_dims(1, 2))
+                .swap_dims(1, 2)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            assert_eq!(want.len(), got.len());
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() < 1e-4, "kernel {kernel}: {a} vs {b}");
+            }
         }
     }
 }
