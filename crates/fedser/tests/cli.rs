@@ -285,6 +285,68 @@ fn corpus_errors_name_the_problem() {
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("unknown corpus"));
 }
 
+/// The `__metadata__` of a safetensors file (the JSON header after its 8-byte length).
+fn safetensors_metadata(path: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    header["__metadata__"].as_object().unwrap().clone()
+}
+
+#[test]
+fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth_args = ["--synthetic-speakers", "6", "--synthetic-per-emotion", "3"];
+    let mut front_ends = Vec::new();
+    for (name, flags) in [
+        ("plain", &[][..]),
+        ("cleaned", &["--denoise", "--trim"][..]),
+    ] {
+        let out = dir.path().join(name);
+        let trained = fedser()
+            .args([
+                "train", "--arch", "dnn", "--epochs", "3", "--json", "--quiet",
+            ])
+            .args(["--test-speakers", "synth_005"])
+            .args(flags)
+            .args(synth_args)
+            .args(["--out", out.to_str().unwrap()])
+            .assert()
+            .success();
+        let train_metrics: serde_json::Value =
+            serde_json::from_slice(&trained.get_output().stdout).unwrap();
+        let meta = safetensors_metadata(&out.join("model.safetensors"));
+        let front: serde_json::Value =
+            serde_json::from_str(meta["fedser.front_end"].as_str().unwrap()).unwrap();
+        // evaluate reads the front end from the model file: same features, same figures.
+        let evaluated = fedser()
+            .args([
+                "evaluate",
+                "--model",
+                out.to_str().unwrap(),
+                "--json",
+                "--quiet",
+            ])
+            .args(["--speakers", "synth_005"])
+            .args(synth_args)
+            .assert()
+            .success();
+        let eval_metrics: serde_json::Value =
+            serde_json::from_slice(&evaluated.get_output().stdout).unwrap();
+        assert_eq!(
+            eval_metrics["confusion"], train_metrics["confusion"],
+            "{name}"
+        );
+        front_ends.push(front);
+    }
+    // The default trains without the denoiser and without trimming; the flags turn them on.
+    assert_eq!(front_ends[0]["denoise"], false);
+    assert_eq!(front_ends[0]["trim_silence"], false);
+    assert_eq!(front_ends[1]["denoise"], true);
+    assert_eq!(front_ends[1]["trim_silence"], true);
+    assert_eq!(front_ends[0]["mfcc"], front_ends[1]["mfcc"]);
+}
+
 #[test]
 fn train_evaluate_predict_round_trip() {
     let dir = tempfile::tempdir().unwrap();
