@@ -16,7 +16,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = mfcc.compute(&audio.samples);
         }
     }
-    if let Ok(front) = FrontEnd::new(FrontEndConfig::default()) {
+    // The paper's pipeline with trimming: every cleaning stage runs.
+    let cleaning = FrontEndConfig {
+        trim_silence: true,
+        ..FrontEndConfig::paper()
+    };
+    if let Ok(front) = FrontEnd::new(cleaning) {
         let mut front = front;
         if let Ok(prepared) = front.prepare(audio) {
             let _ = front.mfcc(&prepared);

@@ -13,7 +13,7 @@ use crate::resample::{self, ResampleError};
 /// Everything that turns a recording into features. Serialised into feature-cache keys and
 /// model files, so a model computes features exactly as its training data did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct FrontEndConfig {
     /// Rate to resample to before anything else; `None` keeps each file's own rate.
     pub sample_rate: Option<u32>,

@@ -204,7 +204,16 @@ impl EmotionModel {
             )));
         }
         let model = Self::new(spec, 0, device).map_err(|e| fail(e.to_string()))?;
-        let model = model.set_params(&params).map_err(|e| fail(e.to_string()))?;
+        let arch = model.spec.arch;
+        let model = model.set_params(&params).map_err(|e| {
+            let mut reason = e.to_string();
+            if arch == Arch::Dnn && !params.iter().any(|(n, _)| n.starts_with("input_norm.")) {
+                reason.push_str(
+                    " (a DNN file from before the DNN normalised its input statistics: retrain it)",
+                );
+            }
+            fail(reason)
+        })?;
         Ok((model, meta))
     }
 }

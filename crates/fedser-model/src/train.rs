@@ -133,6 +133,16 @@ fn class_weights(examples: &[Example], classes: usize) -> Vec<f32> {
         .collect()
 }
 
+/// `order` in batches of `size`, except that a last batch of one example joins the batch
+/// before it: batch norm in training mode sees zero variance in a batch of one, so the step
+/// would learn nothing from its input and pull the running statistics towards one example.
+fn batches_of(order: &[usize], size: usize) -> impl Iterator<Item = &[usize]> {
+    let n = order.len();
+    let lone = n > size && n % size == 1;
+    let cut = if lone { n - size - 1 } else { n };
+    order[..cut].chunks(size).chain(lone.then(|| &order[cut..]))
+}
+
 /// Trains `model` on `train`, choosing the epoch by `val` (when not empty).
 pub fn train(
     model: EmotionModel,
@@ -218,7 +228,7 @@ pub fn train_near(
     for epoch in 1..=cfg.epochs {
         order.shuffle(&mut rng);
         let (mut loss_sum, mut batches) = (0.0f64, 0usize);
-        for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
+        for (b, chunk) in batches_of(&order, cfg.batch_size).enumerate() {
             let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
             let crop = cfg.random_crop.then_some(&mut crop_rng);
             let aug = cfg.augment.map(|a| (a, &mut aug_rng));
@@ -321,4 +331,27 @@ pub fn evaluate(model: &EmotionModel, examples: &[Example], batch_size: usize) -
         }
     }
     cm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches_of;
+
+    #[test]
+    fn a_lone_last_example_joins_the_batch_before_it() {
+        let order: Vec<usize> = (0..9).collect();
+        let sizes = |n: usize, size| {
+            batches_of(&order[..n], size)
+                .map(<[usize]>::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(9, 4), vec![4, 5]);
+        assert_eq!(sizes(8, 4), vec![4, 4]);
+        assert_eq!(sizes(7, 4), vec![4, 3]);
+        assert_eq!(sizes(5, 4), vec![5]);
+        assert_eq!(sizes(1, 4), vec![1]);
+        assert_eq!(sizes(0, 4), Vec::<usize>::new());
+        let all: Vec<usize> = batches_of(&order, 4).flatten().copied().collect();
+        assert_eq!(all, order);
+    }
 }

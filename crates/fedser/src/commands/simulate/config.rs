@@ -408,5 +408,14 @@ mod tests {
         assert!(toml::from_str::<RunConfig>("[federation]\nround = 5\n").is_err());
         let bad: RunConfig = toml::from_str("[federation]\nstrategy = \"fedsgd\"\n").unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("fedsgd"));
+        // One front-end field switched on; the others keep the training defaults.
+        let denoised: RunConfig = toml::from_str("[features]\ndenoise = true\n").unwrap();
+        assert_eq!(
+            denoised.features,
+            FrontEndConfig {
+                denoise: true,
+                ..FrontEndConfig::default()
+            }
+        );
     }
 }
