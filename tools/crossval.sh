@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Speaker-independent cross-validation of the centralised models with `fedser train`:
-# each fold holds out a group of speakers; prints mean ± sd of UA, accuracy and macro-F1 over
-# all runs (folds × seeds), the mean UA per fold and per seed.
+# each fold holds out a group of speakers; prints UA, accuracy and macro-F1 averaged over all
+# runs (folds × seeds), ± the standard deviation of the fold means, then the mean UA per fold
+# and per seed.
 #
 # Usage: [SEEDS="7 1 2"] tools/crossval.sh CORPUS DATA "FOLD1 FOLD2 ..." [ARCHS] [extra fedser train flags...]
 #   FOLD is a comma-separated list of test speakers, e.g. ravdess_01,ravdess_02
-#   ARCHS defaults to "dnn cnn lstm lstm-transformer"; SEEDS to "7" (the default seed)
+#   ARCHS defaults to "dnn cnn lstm lstm-transformer"; SEEDS to "7" (the default seed). A seed
+#   sets the initial weights, the shuffling and the validation split; the script passes
+#   --seed itself, so leave it out of the extra flags.
 # Example (RAVDESS dev, two actors out, rotated):
 #   tools/crossval.sh ravdess ../shared/data/ravdess-dev \
 #     "$(for a in 01 03 05 07 09 11; do printf 'ravdess_%s,ravdess_%02d ' $a $((10#$a+1)); done)"
@@ -39,8 +42,8 @@ for arch in archs:
             for s in seeds for k in os.listdir(os.path.join(out, arch, s))}
     folds = sorted({k for _, k in runs}, key=int)
     def ms(key):
-        v = [r["test"][key] for r in runs.values()]
-        return f"{statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}"
+        fold_means = [statistics.mean(runs[(s, k)]["test"][key] for s in seeds) for k in folds]
+        return f"{statistics.mean(fold_means):.3f} ± {statistics.pstdev(fold_means):.3f}"
     speed = statistics.median(r["history"]["examples_per_second"] for r in runs.values())
     print(f"{arch:18s} {ms('ua'):>14s} {ms('accuracy'):>14s} {ms('macro_f1'):>14s} {speed:8.0f} {len(runs)}")
     mean_ua = lambda rs: statistics.mean(r["test"]["ua"] for r in rs)

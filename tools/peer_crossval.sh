@@ -4,14 +4,15 @@
 # folds as tools/crossval.sh, so both sides are measured on identical splits in one session.
 # Prints mean ± sd over folds of UA (macro recall), accuracy and macro-F1 per peer model.
 #
-# Usage: tools/peer_crossval.sh PEERS_VENV WAV_DIR "FOLD1 FOLD2 ..." [MODELS] [EPOCHS] [SEEDS]
-#   FOLD is a comma-separated list of test speakers as the peer names them (ravdess_01, 03 ...)
+# Usage: [SEEDS="0 1 2"] tools/peer_crossval.sh PEERS_VENV WAV_DIR "FOLD1 FOLD2 ..." [MODELS] [EPOCHS]
+#   FOLD is a comma-separated list of test speakers as the peer names them: ravdess_01 for
+#   RAVDESS (as fedser), but 03 for EMO-DB speaker 03 (fedser: emodb_03)
 #   MODELS defaults to "mlp cnn lstm", EPOCHS to 60, SEEDS to "0"
 # Example (RAVDESS dev, two actors out, rotated):
 #   tools/peer_crossval.sh VENV ../shared/data/ravdess-dev \
 #     "$(for a in 01 03 05 07 09 11; do printf 'ravdess_%s,ravdess_%02d ' $a $((10#$a+1)); done)"
 set -euo pipefail
-venv=$1; wavs=$2; folds=$3; models=${4:-"mlp cnn lstm"}; epochs=${5:-60}; seeds=${6:-0}
+venv=$1; wavs=$2; folds=$3; models=${4:-"mlp cnn lstm"}; epochs=${5:-60}; seeds=${SEEDS:-0}
 here=$(cd "$(dirname "$0")/.." && pwd)
 bench="$here/../shared/peers/flower_bench.py"
 out=$(mktemp -d)
@@ -22,8 +23,11 @@ for model in $models; do
     k=0
     for fold in $folds; do
       k=$((k+1))
-      "$venv/bin/python" "$bench" central --feats "$out/f.npz" --model "$model" --epochs "$epochs" \
-        --seed "$seed" --test-speakers "$fold" --json "$out/$model-$seed-$k.json" > /dev/null 2>&1
+      log="$out/$model-$seed-$k.log"
+      if ! "$venv/bin/python" "$bench" central --feats "$out/f.npz" --model "$model" --epochs "$epochs" \
+        --seed "$seed" --test-speakers "$fold" --json "$out/$model-$seed-$k.json" > "$log" 2>&1; then
+        echo "peer run failed ($model, seed $seed, fold $fold):" >&2; tail -20 "$log" >&2; exit 1
+      fi
     done
   done
 done

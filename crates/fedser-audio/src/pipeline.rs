@@ -30,8 +30,9 @@ pub struct FrontEndConfig {
 impl Default for FrontEndConfig {
     /// What fedser trains on: 16 kHz, peak-normalised, psf-style MFCC (13 × 20 ms / 20 ms).
     /// The paper's pipeline ([`FrontEndConfig::paper`]) also denoises; measured on RAVDESS
-    /// and EMO-DB (clean studio speech), the denoiser cost 2 to 5 points of unweighted
-    /// accuracy, and on the noisy synthetic corpus it made no difference, so it is opt-in.
+    /// and EMO-DB (clean studio speech), the denoiser cost the DNN and the CNN 2 to 5 points
+    /// of unweighted accuracy, and on the noisy synthetic corpus it made no difference, so it
+    /// is opt-in.
     fn default() -> Self {
         Self {
             sample_rate: Some(16_000),
