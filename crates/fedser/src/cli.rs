@@ -115,6 +115,12 @@ pub struct SimulateCmd {
     /// LSTM models: one direction only.
     #[arg(long)]
     pub unidirectional: bool,
+    /// Run the paper's spectral denoiser before the MFCCs (off by default; see the README).
+    #[arg(long)]
+    pub denoise: bool,
+    /// Cut leading and trailing silence before the MFCCs.
+    #[arg(long)]
+    pub trim: bool,
     /// Rounds of federated training (default 30).
     #[arg(long)]
     pub rounds: Option<u32>,

@@ -241,6 +241,8 @@ impl RunConfig {
         if f.unidirectional {
             self.model.bidirectional = false;
         }
+        self.features.denoise |= f.denoise;
+        self.features.trim_silence |= f.trim;
         set!(self.local.epochs, f.local_epochs);
         set!(self.local.batch_size, f.batch_size);
         set!(self.local.learning_rate, f.lr);
@@ -408,6 +410,14 @@ mod tests {
         assert!(toml::from_str::<RunConfig>("[federation]\nround = 5\n").is_err());
         let bad: RunConfig = toml::from_str("[federation]\nstrategy = \"fedsgd\"\n").unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("fedsgd"));
+        // The front-end flags switch their stage on and leave the rest alone.
+        let mut flagged = RunConfig::default();
+        flagged.apply_flags(&SimulateCmd {
+            denoise: true,
+            ..SimulateCmd::default()
+        });
+        assert!(flagged.features.denoise && !flagged.features.trim_silence);
+        assert_eq!(flagged.features.mfcc, FrontEndConfig::default().mfcc);
         // One front-end field switched on; the others keep the training defaults.
         let denoised: RunConfig = toml::from_str("[features]\ndenoise = true\n").unwrap();
         assert_eq!(
