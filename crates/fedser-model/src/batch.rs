@@ -30,6 +30,10 @@ pub struct Input {
 /// Number of statistics per coefficient in [`Input::stats`].
 pub const STATS_PER_COEFF: usize = 4;
 
+/// Every batch is padded to at least this many frames: the CNN halves the time axis twice,
+/// and a clip shorter than 80 ms would otherwise leave it nothing to pool over.
+pub const MIN_FRAMES: usize = 4;
+
 /// Builds the input for `examples`: each cropped to at most `max_frames` (a random window
 /// when `crop_rng` is given — augmentation — else the centre) and padded to the longest.
 pub fn input(
@@ -103,7 +107,7 @@ pub fn input_augmented(
             (start, len)
         })
         .collect();
-    let frames = spans.iter().map(|s| s.1).max().unwrap_or(1);
+    let frames = spans.iter().map(|s| s.1).max().unwrap_or(1).max(MIN_FRAMES);
     let b = examples.len();
     let mut x = vec![0.0f32; b * frames * coeffs];
     let mut mask = vec![0.0f32; b * frames];
