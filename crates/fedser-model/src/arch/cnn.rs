@@ -55,7 +55,9 @@ fn pool2(x: Tensor<3>) -> Tensor<3> {
 fn conv_time_major(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
     let [b, t, c] = x.dims();
     let weight = conv.weight.val(); // [out, in, k]
-    let [out, _, k] = weight.dims();
+    let [out, inputs, k] = weight.dims();
+    // Only what `conv` builds: stride 1, no dilation, no groups, "same" padding.
+    debug_assert!(conv.stride == 1 && conv.dilation == 1 && conv.groups == 1 && inputs == c);
     let left = (k - 1) / 2;
     let right = k - 1 - left;
     let device = x.device();
