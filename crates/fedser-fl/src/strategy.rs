@@ -287,6 +287,53 @@ impl FedStrategy {
     }
 }
 
+/// Batch-norm statistics of the union of the clients' data. The weighted mean of the clients'
+/// running variances leaves out how far apart their running means lie; the variance of the
+/// pooled data is the mean of the variances plus the variance of the means. For every
+/// statistic `<p>running_var` with a `<p>running_mean` beside it, adds the weighted spread of
+/// the clients' means to the aggregated variance (`delta`, the weighted mean of `updates`;
+/// the global model cancels out of the spread).
+fn pool_variances(
+    global: &ParamSet,
+    statistics: &HashSet<String>,
+    updates: &[&[f32]],
+    weights: &[f64],
+    delta: &mut [f32],
+) {
+    let total: f64 = weights.iter().sum();
+    if updates.len() < 2 || total <= 0.0 {
+        return;
+    }
+    let mut offsets = std::collections::HashMap::new();
+    let mut at = 0;
+    for (name, t) in global.iter() {
+        offsets.insert(name, (at, t.data.len()));
+        at += t.data.len();
+    }
+    for (name, &(var_at, n)) in &offsets {
+        let Some(prefix) = name.strip_suffix("running_var") else {
+            continue;
+        };
+        let mean_name = format!("{prefix}running_mean");
+        let Some(&(mean_at, m)) = offsets.get(mean_name.as_str()) else {
+            continue;
+        };
+        if m != n || !statistics.contains(*name) || !statistics.contains(&mean_name) {
+            continue;
+        }
+        for j in 0..n {
+            let mean_of_means = delta[mean_at + j] as f64;
+            let spread: f64 = updates
+                .iter()
+                .zip(weights)
+                .map(|(u, w)| w * (u[mean_at + j] as f64 - mean_of_means).powi(2))
+                .sum::<f64>()
+                / total;
+            delta[var_at + j] += spread as f32;
+        }
+    }
+}
+
 impl Strategy for FedStrategy {
     fn describe(&self) -> String {
         let s = &self.spec;
@@ -359,7 +406,10 @@ impl Strategy for FedStrategy {
         let flats: Vec<Vec<f32>> = updates.iter().map(|u| flat::flatten(&u.delta)).collect();
         let refs: Vec<&[f32]> = flats.iter().map(Vec::as_slice).collect();
         let weights: Vec<f64> = updates.iter().map(|u| u.examples as f64).collect();
-        let (delta, report) = self.spec.rule.aggregate(&refs, &weights)?;
+        let (mut delta, report) = self.spec.rule.aggregate(&refs, &weights)?;
+        if self.spec.rule == Rule::Mean {
+            pool_variances(global, &self.statistics, &refs, &weights, &mut delta);
+        }
         let mut values = flat::flatten(global);
         if values.len() != delta.len() {
             return Err(AggregateError::Length(values.len(), delta.len()));
@@ -541,5 +591,61 @@ mod tests {
         assert!((flat[0] - 0.1).abs() < 1e-3, "{flat:?}");
         assert!((flat[1] - 0.1).abs() < 1e-6, "{flat:?}");
         assert_eq!(s.state().step, 1);
+    }
+
+    #[test]
+    fn batch_norm_variances_pool_the_spread_of_the_client_means() {
+        let layout = |mean: f32, var: f32| {
+            let mut p = ParamSet::new();
+            p.push("w", ParamTensor::new(vec![1], vec![0.0]).unwrap())
+                .unwrap();
+            p.push(
+                "bn.running_mean",
+                ParamTensor::new(vec![1], vec![mean]).unwrap(),
+            )
+            .unwrap();
+            p.push(
+                "bn.running_var",
+                ParamTensor::new(vec![1], vec![var]).unwrap(),
+            )
+            .unwrap();
+            p
+        };
+        let global = layout(0.0, 1.0);
+        // Client data: means -1 and +2 with variance 1 each, 1 and 2 examples. The pooled data
+        // has mean 1 and variance 1 + (1·(-1-1)² + 2·(2-1)²) / 3 = 3.
+        let ups = [
+            Update {
+                delta: layout(-1.0, 0.0),
+                ..update(0, &[0.0], 1)
+            },
+            Update {
+                delta: layout(2.0, 0.0),
+                ..update(1, &[0.0], 2)
+            },
+        ];
+        let names = ["bn.running_mean".to_string(), "bn.running_var".to_string()];
+        for (rule, want_var) in [("fedavg", 3.0), ("median", 1.0)] {
+            let mut s = FedStrategy::new(
+                StrategySpec::parse(rule).unwrap(),
+                Sampling::default(),
+                LocalTraining::default(),
+                1,
+            )
+            .with_statistics(names.clone());
+            let (next, _) = s.aggregate_fit(1, &global, &ups).unwrap();
+            let var = next.get("bn.running_var").unwrap().data[0];
+            assert!((var - want_var).abs() < 1e-5, "{rule}: {var}");
+        }
+        let (next, _) = FedStrategy::new(
+            StrategySpec::fedavg(),
+            Sampling::default(),
+            LocalTraining::default(),
+            1,
+        )
+        .with_statistics(names)
+        .aggregate_fit(1, &global, &ups)
+        .unwrap();
+        assert!((next.get("bn.running_mean").unwrap().data[0] - 1.0).abs() < 1e-6);
     }
 }
