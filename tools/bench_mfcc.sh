@@ -16,8 +16,7 @@ peers=${PEERS_DIR:-$here/../shared/peers}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p fedser
-fedser="$here/target/release/fedser"
+. "$here/tools/fedser_bin.sh"
 for r in $(seq "$rounds"); do
   # One core for fedser's single-thread figure: taskset keeps the OS from spreading it.
   taskset -c 0 "$fedser" bench mfcc "$dir" --runs 5 --json > "$out/fedser_$r.json"

@@ -9,13 +9,13 @@ set -euo pipefail
 venv=$1; emodb=${2:-../shared/data/emodb}; reps=${3:-20}
 here=$(cd "$(dirname "$0")/.." && pwd)
 peers="$here/../shared/peers"
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p fedser
+. "$here/tools/fedser_bin.sh"
 work=$(mktemp -d)
 "$venv/bin/python" "$peers/flower_bench.py" features --wav-dir "$emodb/wav" --out "$work/f.npz" \
   --classes neutral,happy,angry,sad,fear > /dev/null
 "$venv/bin/python" "$peers/flower_bench.py" micro --feats "$work/f.npz" --models mlp,cnn,lstm \
   --client-threads 1 --reps "$reps" --json "$work/torch.json" > /dev/null 2>&1
-"$here/target/release/fedser" bench train --archs dnn,cnn,lstm --peer-lstm --reps "$reps" --json \
+"$fedser" bench train --archs dnn,cnn,lstm --peer-lstm --reps "$reps" --json \
   > "$work/fedser.json"
 python3 - "$work" <<'PY'
 import json, sys

@@ -16,11 +16,7 @@ set -euo pipefail
 corpus=$1; data=$2; folds=$3; archs=${4:-"dnn cnn lstm lstm-transformer"}; shift 4 || shift $#
 seeds=${SEEDS:-7}
 here=$(cd "$(dirname "$0")/.." && pwd)
-# FEDSER_BIN: a prebuilt binary to measure (otherwise the workspace's release build).
-if [ -z "${FEDSER_BIN:-}" ]; then
-  cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p fedser
-fi
-fedser=${FEDSER_BIN:-"$here/target/release/fedser"}
+. "$here/tools/fedser_bin.sh"
 out=$(mktemp -d)
 cache="${FEDSER_CACHE:-$out/cache}"
 for arch in $archs; do

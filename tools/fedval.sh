@@ -12,11 +12,7 @@
 set -euo pipefail
 corpus=$1; data=$2; folds=$3; arch=$4; strategies=$5; shift 5
 here=$(cd "$(dirname "$0")/.." && pwd)
-# FEDSER_BIN: a prebuilt binary to measure (otherwise the workspace's release build).
-if [ -z "${FEDSER_BIN:-}" ]; then
-  cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p fedser
-fi
-fedser=${FEDSER_BIN:-"$here/target/release/fedser"}
+. "$here/tools/fedser_bin.sh"
 out=${FEDVAL_OUT:-$(mktemp -d)}
 cache="${FEDSER_CACHE:-$out/cache}"
 for strategy in $strategies; do

@@ -12,8 +12,7 @@ set -euo pipefail
 venv=$1; emodb=${2:-../shared/data/emodb}; repeats=${3:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 peers="$here/../shared/peers"
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p fedser
-fedser="$here/target/release/fedser"
+. "$here/tools/fedser_bin.sh"
 work=$(mktemp -d)
 "$venv/bin/python" "$peers/flower_bench.py" features --wav-dir "$emodb/wav" --out "$work/emodb.npz" \
   --classes neutral,happy,angry,sad,fear > /dev/null

@@ -8,8 +8,7 @@
 set -euo pipefail
 workers=${1:-0}
 here=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p fedser
-fedser="$here/target/release/fedser"
+. "$here/tools/fedser_bin.sh"
 work=$(mktemp -d)
 run() { # name, flags...
   local name=$1; shift
