@@ -214,7 +214,7 @@ fn corpus_summarises_draws_and_writes_the_synthetic_corpus() {
         ])
         .assert()
         .success();
-    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let json = stdout_json(&out);
     assert_eq!(json["total"], 40);
     assert_eq!(json["speakers"], 4);
     assert_eq!(json["skipped"], 0);
@@ -249,7 +249,7 @@ fn corpus_summarises_draws_and_writes_the_synthetic_corpus() {
         ])
         .assert()
         .success();
-    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let json = stdout_json(&out);
     assert_eq!(json["total"], 40);
     assert_eq!(json["speakers"], 4);
     assert!(
@@ -293,6 +293,11 @@ fn safetensors_metadata(path: &Path) -> serde_json::Map<String, serde_json::Valu
     header["__metadata__"].as_object().unwrap().clone()
 }
 
+/// What a successful command printed on standard output, as JSON.
+fn stdout_json(run: &assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_slice(&run.get_output().stdout).unwrap()
+}
+
 #[test]
 fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,8 +320,7 @@ fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
             .args(["--out", out.to_str().unwrap()])
             .assert()
             .success();
-        let train_metrics: serde_json::Value =
-            serde_json::from_slice(&trained.get_output().stdout).unwrap();
+        let train_metrics = stdout_json(&trained);
         let meta = safetensors_metadata(&out.join("model.safetensors"));
         let front: serde_json::Value =
             serde_json::from_str(meta["fedser.front_end"].as_str().unwrap()).unwrap();
@@ -333,16 +337,14 @@ fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
             .args(synth_args)
             .assert()
             .success();
-        let eval_metrics: serde_json::Value =
-            serde_json::from_slice(&evaluated.get_output().stdout).unwrap();
+        let eval_metrics = stdout_json(&evaluated);
         assert_eq!(eval_metrics, train_metrics, "{name}");
         let predicted = fedser()
             .args(["predict", "--model", out.to_str().unwrap(), "--json"])
             .arg(&wav)
             .assert()
             .success();
-        let line: serde_json::Value =
-            serde_json::from_slice(&predicted.get_output().stdout).unwrap();
+        let line = stdout_json(&predicted);
         probabilities.push(line["probabilities"].clone());
         front_ends.push(front);
     }
@@ -377,8 +379,7 @@ fn train_evaluate_predict_round_trip() {
         .args(["--out", out.to_str().unwrap()])
         .assert()
         .success();
-    let train_metrics: serde_json::Value =
-        serde_json::from_slice(&trained.get_output().stdout).unwrap();
+    let train_metrics = stdout_json(&trained);
     for key in [
         "accuracy",
         "ua",
@@ -405,8 +406,7 @@ fn train_evaluate_predict_round_trip() {
         .args(synth_args)
         .assert()
         .success();
-    let eval_metrics: serde_json::Value =
-        serde_json::from_slice(&evaluated.get_output().stdout).unwrap();
+    let eval_metrics = stdout_json(&evaluated);
     assert_eq!(eval_metrics["ua"], train_metrics["ua"]);
     assert_eq!(eval_metrics["confusion"], train_metrics["confusion"]);
 
@@ -422,7 +422,7 @@ fn train_evaluate_predict_round_trip() {
         .arg(&wav)
         .assert()
         .success();
-    let line: serde_json::Value = serde_json::from_slice(&predicted.get_output().stdout).unwrap();
+    let line = stdout_json(&predicted);
     let total: f64 = line["probabilities"]
         .as_object()
         .unwrap()
@@ -476,7 +476,7 @@ fn bench_train_times_a_step_and_an_aggregation_per_model() {
         .args(["--batch", "4", "--json"])
         .assert()
         .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = stdout_json(&out);
     let models = v["models"].as_array().unwrap();
     assert_eq!(models.len(), 2);
     for m in models {
