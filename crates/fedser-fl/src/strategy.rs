@@ -407,12 +407,13 @@ impl Strategy for FedStrategy {
         let refs: Vec<&[f32]> = flats.iter().map(Vec::as_slice).collect();
         let weights: Vec<f64> = updates.iter().map(|u| u.examples as f64).collect();
         let (mut delta, report) = self.spec.rule.aggregate(&refs, &weights)?;
-        if self.spec.rule == Rule::Mean {
-            pool_variances(global, &self.statistics, &refs, &weights, &mut delta);
-        }
         let mut values = flat::flatten(global);
         if values.len() != delta.len() {
             return Err(AggregateError::Length(values.len(), delta.len()));
+        }
+        // After the length check: the pooling indexes updates by the global layout.
+        if self.spec.rule == Rule::Mean && refs.iter().all(|u| u.len() == values.len()) {
+            pool_variances(global, &self.statistics, &refs, &weights, &mut delta);
         }
         let adaptive = flat::coordinate_mask(global, |n| !self.statistics.contains(n));
         self.spec
