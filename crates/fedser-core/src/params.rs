@@ -33,6 +33,41 @@ pub struct ParamSet {
     entries: Vec<(String, ParamTensor)>,
 }
 
+/// One tensor as serde sees it (the `ParamSet` is a sequence of these, in order).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NamedTensor<'a> {
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    shape: std::borrow::Cow<'a, [usize]>,
+    data: std::borrow::Cow<'a, [f32]>,
+}
+
+/// Serialised as a sequence of `{name, shape, data}` in model order.
+impl serde::Serialize for ParamSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.entries.iter().map(|(name, t)| NamedTensor {
+            name: name.as_str().into(),
+            shape: t.shape.as_slice().into(),
+            data: t.data.as_slice().into(),
+        }))
+    }
+}
+
+/// Checks what it reads: each tensor's data fills its shape, and names are unique.
+impl<'de> serde::Deserialize<'de> for ParamSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let tensors: Vec<NamedTensor<'_>> = serde::Deserialize::deserialize(d)?;
+        let mut set = ParamSet::new();
+        for t in tensors {
+            let tensor = ParamTensor::new(t.shape.into_owned(), t.data.into_owned())
+                .map_err(|e| serde::de::Error::custom(format!("tensor {}: {e}", t.name)))?;
+            set.push(t.name.into_owned(), tensor)
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(set)
+    }
+}
+
 /// Problems with parameters or their files.
 #[derive(Debug, thiserror::Error)]
 pub enum ParamError {

@@ -112,7 +112,14 @@ pub fn speaker_split(
                     "test fraction must lie in [0, 1), got {f}"
                 )));
             }
-            let count = ((speakers.len() as f64 * f).round() as usize).clamp(1, speakers.len() - 1);
+            // 0 holds nobody out; any other fraction holds out at least one speaker and
+            // leaves at least one for training.
+            let count = if *f == 0.0 {
+                0
+            } else {
+                ((speakers.len() as f64 * f).round() as usize)
+                    .clamp(1, speakers.len().saturating_sub(1).max(1))
+            };
             // Alternate the sexes so the test side is balanced, in a seeded order.
             let mut rng = StdRng::seed_from_u64(seed);
             let mut by_gender: [Vec<&str>; 3] = Default::default();
@@ -151,7 +158,8 @@ pub fn speaker_split(
             train.push(i);
         }
     }
-    if train.is_empty() || held.is_empty() {
+    let none_asked = matches!(test, TestSpeakers::Fraction(f) if *f == 0.0);
+    if train.is_empty() || (held.is_empty() && !none_asked) {
         return Err(PartitionError::Impossible(
             "the split leaves one side without utterances".into(),
         ));

@@ -12,6 +12,32 @@ use crate::flat;
 /// A client's index in the federation (0-based, stable for the whole run).
 pub type ClientId = usize;
 
+/// A value in a round's open configuration (Flower's ConfigRecord): what stages such as
+/// clipping, noise or compression need to know travels here, so a new stage needs no new
+/// field in the protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl ConfigValue {
+    /// The value as a number (integers widen), if it is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ConfigValue::Int(i) => Some(*i as f64),
+            ConfigValue::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// Named settings sent with a task.
+pub type ConfigMap = BTreeMap<String, ConfigValue>;
+
 /// What the server asks a client to do in one round of training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitInstructions {
@@ -24,6 +50,9 @@ pub struct FitInstructions {
     pub proximal_mu: f64,
     /// Seed for the client's shuffling and dropout this round.
     pub seed: u64,
+    /// Settings for the client's update stages (e.g. `dp.clip`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: ConfigMap,
 }
 
 /// What a client's local training produced.
@@ -80,7 +109,7 @@ impl std::fmt::Display for ClientFailure {
 }
 
 /// What leaves a client after training: the difference to the global model it was sent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Update {
     pub client: ClientId,
     pub delta: ParamSet,
@@ -153,5 +182,60 @@ impl ClientPipeline {
             seconds,
             stages,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedser_core::ParamTensor;
+
+    #[test]
+    fn instructions_and_updates_survive_serialisation_and_bad_tensors_are_refused() {
+        let mut config = ConfigMap::new();
+        config.insert("dp.clip".into(), ConfigValue::Float(0.5));
+        config.insert("dp.mode".into(), ConfigValue::Text("central".into()));
+        config.insert("secagg.neighbours".into(), ConfigValue::Int(4));
+        let ins = FitInstructions {
+            round: 3,
+            epochs: 2,
+            batch_size: 8,
+            learning_rate: 1e-3,
+            proximal_mu: 0.0,
+            seed: 42,
+            config,
+        };
+        let back: FitInstructions =
+            serde_json::from_str(&serde_json::to_string(&ins).unwrap()).unwrap();
+        assert_eq!(back, ins);
+        assert_eq!(back.config["dp.clip"].as_f64(), Some(0.5));
+        assert_eq!(back.config["secagg.neighbours"].as_f64(), Some(4.0));
+
+        let mut delta = ParamSet::new();
+        delta
+            .push("w", ParamTensor::new(vec![2], vec![1.0, -2.0]).unwrap())
+            .unwrap();
+        let update = Update {
+            client: 7,
+            delta,
+            examples: 12,
+            loss: 0.25,
+            seconds: 1.5,
+            stages: BTreeMap::from([("clip.norm".to_string(), 2.2)]),
+        };
+        let text = serde_json::to_string(&update).unwrap();
+        assert_eq!(serde_json::from_str::<Update>(&text).unwrap(), update);
+        // Data that does not fill its shape, and a repeated name, are refused on reading.
+        let short = text.replace("[1.0,-2.0]", "[1.0]");
+        let err = serde_json::from_str::<Update>(&short)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tensor w"), "{err}");
+        let twice = text.replace(
+            "[{\"name\":\"w\",\"shape\":[2],\"data\":[1.0,-2.0]}]",
+            "[{\"name\":\"w\",\"shape\":[1],\"data\":[1.0]},{\"name\":\"w\",\"shape\":[1],\"data\":[2.0]}]",
+        );
+        assert_ne!(twice, text);
+        assert!(serde_json::from_str::<Update>(&twice).is_err());
     }
 }

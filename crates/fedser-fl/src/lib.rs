@@ -13,12 +13,16 @@
 //!   evaluations) and the standard strategies (FedAvg, FedProx, FedAdam, ...).
 //! - [`server`]: one round: sample, send, validate (NaN/shape rejection), aggregate, evaluate,
 //!   record.
+//! - [`driver`]: the round loop over a run directory (resume, record, checkpoint).
+//! - [`run_dir`]: the run directory's lock, fingerprint, metrics and checkpoints.
 //! - [`simulation`]: an executor running many clients in-process, concurrently, loading each
 //!   client's data only while it trains, with simulated dropouts and stragglers.
 
 pub mod aggregate;
 pub mod client;
+pub mod driver;
 pub mod flat;
+pub mod run_dir;
 pub mod seed;
 pub mod server;
 pub mod server_opt;
@@ -27,8 +31,8 @@ pub mod strategy;
 
 pub use aggregate::Rule;
 pub use client::{
-    Client, ClientFailure, ClientId, ClientPipeline, EvalOutcome, FitInstructions, FitOutcome,
-    Update, UpdateStage,
+    Client, ClientFailure, ClientId, ClientPipeline, ConfigMap, ConfigValue, EvalOutcome,
+    FitInstructions, FitOutcome, Update, UpdateStage,
 };
 pub use server::{EvalSummary, Executor, RoundRecord, Server};
 pub use server_opt::ServerOptimizer;

@@ -225,9 +225,16 @@ impl StrategySpec {
                 }
             }
             "multi-krum" => {
+                // Left out, M is n - f (the paper's choice); given, it must select something.
+                let keep = count(2, 0)?;
+                if parts.len() == 3 && keep == 0 {
+                    return Err(format!(
+                        "strategy {s:?}: multi-krum keeps M >= 1 updates (leave M out for n - f)"
+                    ));
+                }
                 spec.rule = Rule::Krum {
                     byzantine: count(1, 1)?,
-                    keep: count(2, 0)?,
+                    keep,
                 }
             }
             _ => {
@@ -375,6 +382,7 @@ impl Strategy for FedStrategy {
                     learning_rate: self.local.learning_rate,
                     proximal_mu: self.spec.proximal_mu,
                     seed: seed::derive(self.seed, round, c as u64, "fit"),
+                    config: Default::default(),
                 },
             )
         })

@@ -21,5 +21,6 @@ pub use arch::{Arch, ModelSpec};
 pub use batch::Example;
 pub use model::{EmotionModel, ModelError};
 pub use train::{
-    History, Optimizer, Proximal, TrainConfig, TrainError, evaluate, predict, train, train_near,
+    History, Optimizer, Proximal, TrainConfig, TrainError, argmax, evaluate, evaluate_with_loss,
+    predict, train, train_near,
 };

@@ -317,20 +317,38 @@ pub fn predict(model: &EmotionModel, examples: &[Example], batch_size: usize) ->
     out
 }
 
+/// The index of the largest probability (0 for an empty slice; NaN never wins over a number).
+pub fn argmax(probs: &[f32]) -> usize {
+    probs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
 /// Confusion matrix of `model` on `examples`.
 pub fn evaluate(model: &EmotionModel, examples: &[Example], batch_size: usize) -> ConfusionMatrix {
+    evaluate_with_loss(model, examples, batch_size).0
+}
+
+/// Confusion matrix and mean cross-entropy (nats) of `model` on `examples`.
+pub fn evaluate_with_loss(
+    model: &EmotionModel,
+    examples: &[Example],
+    batch_size: usize,
+) -> (ConfusionMatrix, f64) {
     let mut cm = ConfusionMatrix::new();
+    let mut loss = 0.0;
     for (e, p) in examples.iter().zip(predict(model, examples, batch_size)) {
-        let best = p
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i);
-        if let (Some(t), Some(q)) = (Emotion::from_index(e.label), Emotion::from_index(best)) {
+        loss -= (p.get(e.label).copied().unwrap_or(0.0).max(1e-12) as f64).ln();
+        if let (Some(t), Some(q)) = (
+            Emotion::from_index(e.label),
+            Emotion::from_index(argmax(&p)),
+        ) {
             cm.add(t, q);
         }
     }
-    cm
+    (cm, loss / examples.len().max(1) as f64)
 }
 
 #[cfg(test)]

@@ -100,8 +100,10 @@ pub struct SimulateCmd {
     /// Fraction of each client's data kept for its own validation.
     #[arg(long)]
     pub val_fraction: Option<f64>,
-    /// Feature normalisation (default: speaker).
-    #[arg(long, value_enum)]
+    /// Feature normalisation: speaker (each speaker with their own statistics, computed on
+    /// the device), global (training-set statistics: a comparison, not private) or none.
+    /// Default: speaker.
+    #[arg(long)]
     pub norm: Option<Norm>,
     /// dnn, cnn, lstm or lstm-transformer.
     #[arg(long)]
@@ -197,17 +199,7 @@ pub struct DemoCmd {
     pub rounds: u32,
 }
 
-/// How features are z-scored before the model sees them.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Norm {
-    /// Each speaker with their own statistics (nothing global leaves a device).
-    Speaker,
-    /// Statistics of the whole training set (centralised baselines).
-    Global,
-    /// No normalisation.
-    None,
-}
+pub use fedser_client::Norm;
 
 #[derive(Args)]
 pub struct TrainCmd {
@@ -256,8 +248,8 @@ pub struct TrainCmd {
     /// Fraction of the training utterances used for validation (early stopping).
     #[arg(long, default_value_t = 0.15)]
     pub val_fraction: f64,
-    /// Feature normalisation.
-    #[arg(long, value_enum, default_value_t = Norm::Speaker)]
+    /// Feature normalisation: speaker, global or none.
+    #[arg(long, default_value_t = Norm::Speaker)]
     pub norm: Norm,
     /// Cut leading and trailing silence before the MFCCs (recorded in the model file, so
     /// evaluate and predict do the same).

@@ -153,6 +153,9 @@ fn a_config_file_sets_the_run_and_bad_settings_are_named() {
         ("--partition", "by-mood", "partition"),
         ("--fraction", "0", "fraction"),
         ("--client-dropout", "1.5", "dropout"),
+        ("--workers", "0", "workers must be at least 1"),
+        ("--strategy", "multi-krum:1:0", "M >= 1"),
+        ("--min-results", "0", "min_fit_results must be at least 1"),
     ] {
         let stderr = fedser(tmp.path())
             .args([
@@ -183,6 +186,49 @@ fn a_config_file_sets_the_run_and_bad_settings_are_named() {
         .stderr
         .clone();
     assert_stderr(&stderr, "needs at least 7 updates");
+    // Settings no round could satisfy are refused before training, not run as no-ops.
+    for (flag, value, needle) in [
+        ("--min-results", "9", "no round could ever update"),
+        ("--strategy", "multi-krum:1:8", "keeps 8 updates"),
+    ] {
+        let stderr = fedser(tmp.path())
+            .args([
+                "simulate",
+                "--out",
+                tmp.path().join(value).to_str().unwrap(),
+            ])
+            .args(["--synthetic-speakers", "8", "--synthetic-per-emotion", "1"])
+            .args([flag, value])
+            .assert()
+            .failure()
+            .get_output()
+            .stderr
+            .clone();
+        assert_stderr(&stderr, needle);
+    }
+    // --test-fraction 0 holds nobody out: every speaker is a client.
+    let all = tmp.path().join("all");
+    fedser(tmp.path())
+        .args([
+            "simulate",
+            "--out",
+            all.to_str().unwrap(),
+            "--test-fraction",
+            "0",
+        ])
+        .args(["--synthetic-speakers", "5", "--synthetic-per-emotion", "2"])
+        .args([
+            "--arch",
+            "dnn",
+            "--rounds",
+            "1",
+            "--local-epochs",
+            "1",
+            "--no-report",
+        ])
+        .assert()
+        .success();
+    assert_eq!(rounds(&all)[0]["selected"], 5);
     std::fs::write(&cfg, "[federation]\nround = 3\n").unwrap();
     let stderr = fedser(tmp.path())
         .args(["simulate", "--config", cfg.to_str().unwrap()])
@@ -207,8 +253,10 @@ fn demo_runs_with_no_arguments_beyond_its_output() {
     assert!(stdout.contains("report:"), "{stdout}");
     assert!(stdout.contains("UA"), "{stdout}");
     assert!(out.join("report.html").is_file());
-    // Running it again replaces the previous demo.
-    fedser(tmp.path())
+    // Running it again never deletes anything: a user's own file in the folder survives,
+    // the earlier run stays whole and the new demo is written beside it.
+    std::fs::write(out.join("notes.txt"), "my notes").unwrap();
+    let again = fedser(tmp.path())
         .args([
             "demo",
             "--out",
@@ -219,5 +267,127 @@ fn demo_runs_with_no_arguments_beyond_its_output() {
         ])
         .assert()
         .success();
-    assert_eq!(rounds(&out).len(), 1);
+    assert_stderr(&again.get_output().stderr, "demo-2");
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "my notes"
+    );
+    assert_eq!(rounds(&out).len(), 2);
+    assert_eq!(rounds(&tmp.path().join("demo-2")).len(), 1);
+}
+
+/// Waits (bounded) until `dir`'s lock file names a process.
+fn wait_for_lock(dir: &Path, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(dir.join(".fedser.lock")).unwrap_or_default();
+        if text.contains("\"pid\"") {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the first run ended ({status}) before it was seen holding the lock");
+        }
+        assert!(std::time::Instant::now() < deadline, "no lock after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_run_directory_in_use_refuses_a_second_process_and_names_the_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("busy");
+    // A run long enough to still be going while the others try (stopped by its PID below).
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("fedser"))
+        .env("XDG_CACHE_HOME", tmp.path())
+        .args(["-q", "simulate", "--out", out.to_str().unwrap()])
+        .args(["--synthetic-speakers", "8", "--synthetic-per-emotion", "3"])
+        .args([
+            "--arch",
+            "dnn",
+            "--rounds",
+            "500",
+            "--workers",
+            "1",
+            "--no-report",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&out, &mut first);
+    let pid = first.id();
+    let second = small_run(&mut fedser(tmp.path()), &out).assert().failure();
+    assert_stderr(
+        &second.get_output().stderr,
+        &format!("in use by another fedser process (pid {pid}"),
+    );
+    let resume = fedser(tmp.path())
+        .args(["simulate", "--resume", out.to_str().unwrap()])
+        .assert()
+        .failure();
+    assert_stderr(&resume.get_output().stderr, &format!("pid {pid}"));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Whatever the first run recorded (perhaps nothing yet) is one line per round, in order.
+    let recorded: Vec<u64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["round"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(recorded, (1..=recorded.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn resume_refuses_changed_experiment_settings_and_records_allowed_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    small_run(&mut fedser(tmp.path()), &out)
+        .args(["--stop-after", "1", "--no-report"])
+        .assert()
+        .success();
+    let config = out.join("config.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let run_json = std::fs::read_to_string(out.join("run.json")).unwrap();
+    for (from, to, name) in [
+        ("seed = 11", "seed = 12", "seed: 11 -> 12"),
+        (
+            "synthetic_speakers = 8",
+            "synthetic_speakers = 9",
+            "corpus.synthetic_speakers: 8 -> 9",
+        ),
+    ] {
+        assert!(original.contains(from), "{original}");
+        std::fs::write(&config, original.replace(from, to)).unwrap();
+        let refused = fedser(tmp.path())
+            .args(["simulate", "--resume", out.to_str().unwrap()])
+            .assert()
+            .failure();
+        assert_stderr(&refused.get_output().stderr, name);
+        assert_eq!(rounds(&out).len(), 1, "a refused resume ran a round");
+        assert_eq!(
+            std::fs::read_to_string(out.join("run.json")).unwrap(),
+            run_json
+        );
+    }
+    // More rounds may be asked for: the change is recorded in the run.
+    std::fs::write(&config, &original).unwrap();
+    fedser(tmp.path())
+        .args([
+            "simulate",
+            "--resume",
+            out.to_str().unwrap(),
+            "--rounds",
+            "3",
+        ])
+        .args(["--no-report"])
+        .assert()
+        .success();
+    assert_eq!(rounds(&out).len(), 3);
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(events.contains("federation.rounds"), "{events}");
+    assert!(events.contains("\"resume\""), "{events}");
 }

@@ -1,55 +1,21 @@
 //! `fedser evaluate`: a trained model's metrics on a corpus, with the features computed and
 //! normalised exactly as the model file says.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use fedser_audio::FrontEndConfig;
 use fedser_core::{Emotion, Metrics};
-use fedser_model::model::train_device;
 use fedser_model::{EmotionModel, evaluate};
 
 use super::dataset::{self, NormRecord, examples};
-use super::train::{META_FRONT_END, META_NORM};
 use crate::cli::EvaluateCmd;
-
-/// The model file a path names: the file itself, or model.safetensors / global.safetensors in
-/// a folder.
-pub fn model_file(path: &Path) -> Result<PathBuf> {
-    if path.is_dir() {
-        for name in ["model.safetensors", "global.safetensors"] {
-            if path.join(name).is_file() {
-                return Ok(path.join(name));
-            }
-        }
-        bail!(
-            "{}: no model.safetensors or global.safetensors in this folder",
-            path.display()
-        );
-    }
-    Ok(path.to_path_buf())
-}
 
 /// A model and the feature settings recorded with it.
 pub fn load_model(path: &Path) -> Result<(EmotionModel, FrontEndConfig, NormRecord)> {
-    let file = model_file(path)?;
-    let (model, meta) = EmotionModel::load(&file, &train_device())?;
-    let front = parse_meta(&meta, META_FRONT_END, &file)?;
-    let norm = parse_meta(&meta, META_NORM, &file)?;
-    Ok((model, front, norm))
-}
-
-fn parse_meta<T: serde::de::DeserializeOwned>(
-    meta: &BTreeMap<String, String>,
-    key: &str,
-    file: &Path,
-) -> Result<T> {
-    let text = meta
-        .get(key)
-        .with_context(|| format!("{}: the model file lacks {key}", file.display()))?;
-    serde_json::from_str(text).with_context(|| format!("{}: bad {key}", file.display()))
+    let (model, meta) = fedser_client::model_file::load(path)?;
+    Ok((model, meta.front_end, meta.norm))
 }
 
 pub fn run(cmd: EvaluateCmd, quiet: bool) -> Result<ExitCode> {

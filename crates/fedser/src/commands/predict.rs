@@ -61,12 +61,7 @@ pub fn run(cmd: PredictCmd) -> Result<ExitCode> {
             NormRecord::None => {}
         }
         let probs = predict(&model, &[Example { features, label: 0 }], 1).remove(0);
-        let best = probs
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i);
-        let emotion = Emotion::from_index(best).unwrap_or(Emotion::Neutral);
+        let emotion = Emotion::from_index(fedser_model::argmax(&probs)).unwrap_or(Emotion::Neutral);
         if cmd.json {
             let p: serde_json::Map<String, serde_json::Value> = Emotion::ALL
                 .iter()

@@ -1,10 +1,10 @@
 //! `fedser train`: the centralised baseline on a speaker-independent split.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use fedser_audio::FrontEndConfig;
+use fedser_client::ModelMeta;
 use fedser_data::partition::{TestSpeakers, speaker_split, train_val_split};
 use fedser_model::model::train_device;
 use fedser_model::{EmotionModel, ModelSpec, TrainConfig, evaluate, train};
@@ -12,11 +12,6 @@ use fedser_model::{EmotionModel, ModelSpec, TrainConfig, evaluate, train};
 use super::dataset::{self, examples};
 use super::evaluate::print_metrics;
 use crate::cli::TrainCmd;
-
-/// Metadata keys the binary adds to model files.
-pub const META_FRONT_END: &str = "fedser.front_end";
-pub const META_NORM: &str = "fedser.normalisation";
-pub const META_TRAIN: &str = "fedser.train_config";
 
 pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
     let front = FrontEndConfig {
@@ -51,6 +46,12 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
         TestSpeakers::Named(cmd.test_speakers.clone())
     };
     let (train_idx, test_idx) = speaker_split(&data.corpus.utterances, &test, cmd.corpus.seed)?;
+    if test_idx.is_empty() {
+        anyhow::bail!(
+            "train needs held-out speakers to report on: give --test-fraction above 0 or \
+             --test-speakers"
+        );
+    }
     let (fit_idx, val_idx) = train_val_split(
         &data.corpus.utterances,
         &train_idx,
@@ -58,10 +59,7 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
         cmd.corpus.seed,
     );
     let norm = dataset::normalise(&mut data, cmd.norm, &train_idx);
-    let test_speakers: Vec<String> = dataset::by_speaker(&data.corpus, &test_idx)
-        .iter()
-        .map(|g| data.corpus.utterances[g[0]].speaker.clone())
-        .collect();
+    let test_speakers = dataset::speakers(&data.corpus, &test_idx);
     eprintln!(
         "{} {}: {} training, {} validation, {} test utterances (test speakers: {})",
         data.corpus.name,
@@ -85,12 +83,9 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
 
     std::fs::create_dir_all(&cmd.out)
         .with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let mut meta = BTreeMap::new();
-    meta.insert(META_FRONT_END.to_string(), serde_json::to_string(&front)?);
-    meta.insert(META_NORM.to_string(), serde_json::to_string(&norm)?);
-    meta.insert(META_TRAIN.to_string(), serde_json::to_string(&cfg)?);
+    let meta = ModelMeta::new(front, norm, &cfg, test_speakers.clone());
     let model_path = cmd.out.join("model.safetensors");
-    model.save(&model_path, &meta)?;
+    fedser_client::model_file::save(&model, &model_path, &meta)?;
     let report = serde_json::json!({
         "corpus": data.corpus.name,
         "arch": cmd.arch.name(),

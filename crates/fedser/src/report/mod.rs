@@ -116,19 +116,22 @@ fn read_run_info(path: &Path) -> Result<RunInfo> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a valid run.json", path.display()))
 }
 
-/// Every round record; a malformed line (e.g. cut short by a crash mid-write) is an error,
-/// since silently dropping rounds would misreport the run.
+/// Every round record, each round once; a malformed line (e.g. cut short by a crash
+/// mid-write) is an error, since silently dropping rounds would misreport the run. Rounds
+/// written twice (two processes on one directory, before fedser locked run directories) are
+/// drawn once, with a warning.
 fn read_rounds(path: &Path) -> Result<Vec<RoundRecord>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .with_context(|| format!("{}: line {}: not a round record", path.display(), i + 1))
-        })
-        .collect()
+    let rounds = fedser_fl::run_dir::read_metrics(path)?;
+    if !rounds.duplicates.is_empty() {
+        let list: Vec<String> = rounds.duplicates.iter().map(u32::to_string).collect();
+        eprintln!(
+            "warning: {} records rounds {} more than once (two processes wrote this run); \
+             the report shows each round's last record",
+            path.display(),
+            list.join(", ")
+        );
+    }
+    Ok(rounds.records)
 }
 
 /// The configuration text; `None` when the run directory has none (older runs), which the

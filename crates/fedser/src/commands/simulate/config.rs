@@ -95,8 +95,9 @@ pub struct FederationConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulationConfig {
-    /// Clients training at once (0: one per core). Does not change results.
-    pub workers: usize,
+    /// Clients training at once (left out: one per core). Does not change results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Probability that a selected client drops out of a round.
     pub dropout: f64,
     /// Probability that a selected client that did not drop out delivers too late.
@@ -188,7 +189,7 @@ impl Default for FederationConfig {
 impl Default for SimulationConfig {
     fn default() -> Self {
         Self {
-            workers: 0,
+            workers: None,
             dropout: 0.0,
             straggler: 0.0,
         }
@@ -257,7 +258,9 @@ impl RunConfig {
         set!(self.federation.min_fit_clients, f.min_clients);
         set!(self.federation.fraction_evaluate, f.fraction_evaluate);
         set!(self.federation.min_fit_results, f.min_results);
-        set!(self.simulation.workers, f.workers);
+        if f.workers.is_some() {
+            self.simulation.workers = f.workers;
+        }
         set!(self.simulation.dropout, f.client_dropout);
         set!(self.simulation.straggler, f.straggler);
     }
@@ -267,6 +270,12 @@ impl RunConfig {
         self.strategy()?;
         self.partition()?;
         self.model_spec()?;
+        if self.simulation.workers == Some(0) {
+            bail!("workers must be at least 1 (leave it out for one per core)");
+        }
+        if self.federation.min_fit_results == 0 {
+            bail!("min_fit_results must be at least 1");
+        }
         if self.federation.rounds == 0 {
             bail!("rounds must be at least 1");
         }
@@ -317,14 +326,29 @@ impl RunConfig {
         let f = &self.federation;
         let sampled = (((f.fraction_fit * clients as f64).floor() as usize).max(f.min_fit_clients))
             .min(clients);
+        if f.min_fit_results > sampled {
+            bail!(
+                "min_fit_results (--min-results) {} is more than the {sampled} clients a round \
+                 samples of {clients}: no round could ever update the model",
+                f.min_fit_results
+            );
+        }
         match self.strategy()?.rule {
-            fedser_fl::Rule::Krum { byzantine, .. } => {
+            fedser_fl::Rule::Krum { byzantine, keep } => {
                 let needed = byzantine.saturating_mul(2).saturating_add(3);
                 if sampled < needed {
                     bail!(
                         "{} assumes {byzantine} attackers and needs at least {needed} updates a round, \
                          but a round samples {sampled} of {clients} clients",
                         f.strategy
+                    );
+                }
+                if keep > sampled - byzantine {
+                    bail!(
+                        "{} keeps {keep} updates, more than the {} a round can select from \
+                         {sampled} sampled clients with {byzantine} attackers",
+                        f.strategy,
+                        sampled - byzantine
                     );
                 }
             }
@@ -373,11 +397,9 @@ impl RunConfig {
 
     /// Worker threads actually used.
     pub fn workers(&self) -> usize {
-        if self.simulation.workers > 0 {
-            self.simulation.workers
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        }
+        self.simulation
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     pub fn fl_simulation(&self, workers: usize) -> fedser_fl::SimulationConfig {

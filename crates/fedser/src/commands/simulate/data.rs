@@ -1,14 +1,16 @@
 //! Turning a corpus into federated clients: features, held-out test speakers (the server's
-//! central evaluation set), normalisation, the partition into clients and each client's own
-//! validation split. Each client's data is written to its own file in the run directory and
-//! read back only while that client works, so the simulation's memory does not grow with the
-//! number of clients.
+//! central evaluation set), the partition into clients and each client's own validation
+//! split. Each client's data is written, as extracted, to its own file in the run directory;
+//! the client reads it only while it works and normalises it itself (fedser-client), so the
+//! simulation's memory does not grow with the number of clients and no statistic crosses
+//! devices.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use fedser_core::{Emotion, FeatureMatrix, ParamSet, ParamTensor};
+use fedser_client::dataset::record_for;
+use fedser_client::{Held, LocalData, store};
+use fedser_core::Emotion;
 use fedser_data::AudioSource;
 use fedser_data::partition::{TestSpeakers, partition, speaker_split, train_val_split};
 use fedser_model::Example;
@@ -38,20 +40,14 @@ pub fn default_cache() -> Option<PathBuf> {
     Some(base.join("fedser").join("features"))
 }
 
-/// The file holding client `id`'s data.
-pub fn client_file(run_dir: &Path, id: usize) -> PathBuf {
-    run_dir
-        .join("clients")
-        .join(format!("client-{id:05}.safetensors"))
+/// The corpus with its features, as the configuration describes it.
+pub fn load(cfg: &RunConfig, cache: Option<&Path>, quiet: bool) -> Result<dataset::Featured> {
+    dataset::load(&cfg.corpus_args(), &cfg.features, cache, quiet)
 }
 
-pub fn prepare(
-    cfg: &RunConfig,
-    run_dir: &Path,
-    cache: Option<&Path>,
-    quiet: bool,
-) -> Result<Prepared> {
-    let mut data = dataset::load(&cfg.corpus_args(), &cfg.features, cache, quiet)?;
+/// Splits off the test speakers, partitions the rest into clients and writes each client's
+/// file into the run directory.
+pub fn prepare(cfg: &RunConfig, mut data: dataset::Featured, run_dir: &Path) -> Result<Prepared> {
     let utts = &data.corpus.utterances;
     let test = if cfg.split.test_speakers.is_empty() {
         TestSpeakers::Fraction(cfg.split.test_fraction)
@@ -67,12 +63,11 @@ pub fn prepare(
     for u in utts {
         emotion_counts[u.emotion.index()] += 1;
     }
-    let test_speakers: Vec<String> = dataset::by_speaker(&data.corpus, &test_idx)
-        .iter()
-        .map(|g| data.corpus.utterances[g[0]].speaker.clone())
-        .collect();
+    let test_speakers = dataset::speakers(&data.corpus, &test_idx);
     let example_audio = example_audio(&data.corpus, &test_idx, run_dir)?;
-    let norm = dataset::normalise(&mut data, cfg.split.norm, &train_idx);
+    // Global statistics (a comparison mode) come from the training speakers; per-speaker
+    // statistics are computed by each client from what it holds.
+    let norm = record_for(&data, cfg.split.norm, &train_idx);
 
     let dir = run_dir.join("clients");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -84,10 +79,21 @@ pub fn prepare(
             cfg.split.val_fraction,
             cfg.seed ^ id as u64,
         );
-        write_client(
-            &client_file(run_dir, id),
-            &dataset::examples(&data, &fit),
-            &dataset::examples(&data, &val),
+        let held = |indices: &[usize]| -> Vec<Held> {
+            indices
+                .iter()
+                .map(|&i| Held {
+                    example: dataset::examples(&data, &[i]).remove(0),
+                    speaker: Some(data.corpus.utterances[i].speaker.clone()),
+                })
+                .collect()
+        };
+        store::write(
+            &store::client_file(run_dir, id),
+            &LocalData {
+                train: held(&fit),
+                val: held(&val),
+            },
         )?;
         infos.push(ClientInfo {
             id,
@@ -96,6 +102,9 @@ pub fn prepare(
             val: val.len(),
         });
     }
+    // The held-out speakers are new speakers: each normalised with their own statistics.
+    let groups = dataset::by_speaker(&data.corpus, &test_idx);
+    dataset::apply_record(&mut data.features, &norm, &groups);
     Ok(Prepared {
         corpus_name: data.corpus.name.clone(),
         clients: infos,
@@ -130,53 +139,4 @@ fn example_audio(
         path,
         utterance: u.id.clone(),
     }))
-}
-
-const LABELS_TRAIN: &str = "fedser.labels.train";
-const LABELS_VAL: &str = "fedser.labels.val";
-
-fn write_client(path: &Path, train: &[Example], val: &[Example]) -> Result<()> {
-    let mut set = ParamSet::new();
-    let mut meta = BTreeMap::new();
-    for (part, examples, key) in [("train", train, LABELS_TRAIN), ("val", val, LABELS_VAL)] {
-        for (i, e) in examples.iter().enumerate() {
-            let m = &e.features;
-            set.push(
-                format!("{part}.{i:05}"),
-                ParamTensor::new(vec![m.frames(), m.coeffs()], m.as_slice().to_vec())?,
-            )?;
-        }
-        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
-        meta.insert(key.to_string(), serde_json::to_string(&labels)?);
-    }
-    set.save(path, &meta)
-        .with_context(|| format!("cannot write client data {}", path.display()))
-}
-
-/// A client's (train, validation) examples, read from its file.
-pub fn read_client(path: &Path) -> Result<(Vec<Example>, Vec<Example>), String> {
-    let (set, meta) = ParamSet::load(path).map_err(|e| e.to_string())?;
-    let mut parts = Vec::new();
-    for (part, key) in [("train", LABELS_TRAIN), ("val", LABELS_VAL)] {
-        let labels: Vec<usize> = serde_json::from_str(meta.get(key).map_or("[]", String::as_str))
-            .map_err(|e| format!("{}: bad {key}: {e}", path.display()))?;
-        let mut examples = Vec::with_capacity(labels.len());
-        for (i, label) in labels.into_iter().enumerate() {
-            let name = format!("{part}.{i:05}");
-            let t = set
-                .get(&name)
-                .ok_or_else(|| format!("{}: missing {name}", path.display()))?;
-            let (frames, coeffs) = match t.shape[..] {
-                [f, c] => (f, c),
-                _ => return Err(format!("{}: {name} is not a matrix", path.display())),
-            };
-            let features = FeatureMatrix::new(frames, coeffs, t.data.clone())
-                .map_err(|e| format!("{}: {name}: {e}", path.display()))?;
-            examples.push(Example { features, label });
-        }
-        parts.push(examples);
-    }
-    let val = parts.pop().unwrap_or_default();
-    let train = parts.pop().unwrap_or_default();
-    Ok((train, val))
 }

@@ -2,29 +2,29 @@
 //! directory (config.toml, run.json, metrics.jsonl, global.safetensors, checkpoints/,
 //! clients/, report.html) that `--resume` can continue.
 
-mod client;
 mod config;
 mod data;
-mod rundir;
 
-use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
-use fedser_core::Metrics;
+use fedser_client::store::StoredClients;
+use fedser_client::{ModelMeta, evaluate_examples, model_with};
+use fedser_core::{Metrics, ParamSet};
+use fedser_fl::driver::{self, RoundHook};
+use fedser_fl::run_dir::{Fingerprint, RunDir};
 use fedser_fl::simulation::Progress;
 use fedser_fl::strategy::LocalTraining;
 use fedser_fl::{ClientPipeline, FedStrategy, RoundRecord, Sampling, Server, Simulation, Strategy};
 use fedser_model::model::train_device;
-use fedser_model::{EmotionModel, TrainConfig};
+use fedser_model::{EmotionModel, ModelSpec, TrainConfig};
 
-use self::client::{SpeechClients, evaluate_examples, model_with};
 use self::config::RunConfig;
 use crate::cli::{DemoCmd, SimulateCmd};
 use crate::commands::evaluate::print_metrics;
-use crate::commands::train::{META_FRONT_END, META_NORM, META_TRAIN};
 use crate::progress;
 use crate::report::RunInfo;
 
@@ -37,6 +37,13 @@ struct Options {
     stop_after: Option<u32>,
 }
 
+/// Whether a run starts in an empty directory or continues the one it finds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Fresh,
+    Resume,
+}
+
 pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
     let opts = Options {
         cache: cmd.cache.clone().or_else(data::default_cache),
@@ -46,10 +53,20 @@ pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
         stop_after: cmd.stop_after,
     };
     if let Some(dir) = &cmd.resume {
-        let cfg = RunConfig::load(&dir.join("config.toml"))
-            .with_context(|| format!("{} is not a resumable run directory", dir.display()))?;
+        if !dir.is_dir() {
+            bail!("{} is not a run directory (no such folder)", dir.display());
+        }
+        // Locked before anything is read, so a run still being written is refused as busy.
+        let run = RunDir::lock(dir, "fedser simulate --resume")?;
+        if !dir.join("config.toml").is_file() {
+            bail!("{} is not a run directory (no config.toml)", dir.display());
+        }
+        let mut cfg = RunConfig::load(&dir.join("config.toml"))?;
+        if let Some(rounds) = cmd.rounds {
+            cfg.federation.rounds = rounds;
+        }
         cfg.validate()?;
-        return execute(cfg, dir, true, &opts);
+        return execute(cfg, run, Start::Resume, &opts);
     }
     let out = cmd.out.clone().context("--out is required")?;
     let mut cfg = match &cmd.config {
@@ -57,22 +74,30 @@ pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
         None => RunConfig::default(),
     };
     if cmd.name.is_none() && cfg.name == RunConfig::default().name {
-        cfg.name = rundir::default_name(&out);
+        cfg.name = default_name(&out);
     }
     cfg.apply_flags(&cmd);
     cfg.absolutise_paths();
     cfg.validate()?;
-    if rundir::has_run(&out) {
+    let run = RunDir::lock(&out, "fedser simulate")?;
+    if RunDir::has_run(&out) {
         bail!(
             "{} already holds a run; continue it with --resume {} or choose another --out",
             out.display(),
             out.display()
         );
     }
-    execute(cfg, &out, false, &opts)
+    execute(cfg, run, Start::Fresh, &opts)
+}
+
+/// A run's name from its folder.
+fn default_name(dir: &Path) -> String {
+    dir.file_name()
+        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// The demo: the built-in synthetic corpus, one client per speaker, the CNN and FedAvg.
+/// An existing `--out` is never touched: the demo then writes beside it (`runs/demo-2`, ...).
 pub fn demo(cmd: DemoCmd, quiet: bool) -> Result<ExitCode> {
     let mut cfg = RunConfig {
         name: "demo".into(),
@@ -80,19 +105,24 @@ pub fn demo(cmd: DemoCmd, quiet: bool) -> Result<ExitCode> {
     };
     cfg.federation.rounds = cmd.rounds;
     cfg.validate()?;
-    if rundir::has_run(&cmd.out) {
-        // Only ever a previous run's folder (config.toml + metrics.jsonl): a demo can be rerun.
-        std::fs::remove_dir_all(&cmd.out)
-            .with_context(|| format!("cannot replace {}", cmd.out.display()))?;
-    } else if cmd.out.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        bail!(
-            "{} exists and is not a fedser run; choose another --out",
-            cmd.out.display()
+    let out = free_beside(&cmd.out);
+    if out != cmd.out {
+        eprintln!(
+            "{} already exists; writing this demo to {} (nothing is deleted)",
+            cmd.out.display(),
+            out.display()
         );
     }
+    let run = RunDir::lock(&out, "fedser demo")?;
+    let test =
+        ((cfg.corpus.synthetic_speakers as f64 * cfg.split.test_fraction).round() as usize).max(1);
     eprintln!(
-        "fedser demo: {} synthetic speakers, one client each, CNN, FedAvg, {} rounds",
-        cfg.corpus.synthetic_speakers, cfg.federation.rounds
+        "fedser demo: {} synthetic speakers ({} held out for testing, one client for each of the \
+         other {}), CNN, FedAvg, {} rounds",
+        cfg.corpus.synthetic_speakers,
+        test,
+        cfg.corpus.synthetic_speakers.saturating_sub(test),
+        cfg.federation.rounds
     );
     let opts = Options {
         cache: data::default_cache(),
@@ -101,42 +131,202 @@ pub fn demo(cmd: DemoCmd, quiet: bool) -> Result<ExitCode> {
         report: true,
         stop_after: None,
     };
-    execute(cfg, &cmd.out, false, &opts)
+    execute(cfg, run, Start::Fresh, &opts)
 }
 
-fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<ExitCode> {
-    let started = std::time::Instant::now();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    if !resume {
-        std::fs::write(dir.join("config.toml"), cfg.to_toml()?)
-            .with_context(|| format!("cannot write {}", dir.join("config.toml").display()))?;
+/// `path` if it does not exist or is an empty folder, else the first free `path-N`.
+fn free_beside(path: &Path) -> PathBuf {
+    let free = |p: &Path| match p.read_dir() {
+        Ok(mut d) => d.next().is_none(),
+        Err(_) => !p.exists(),
+    };
+    if free(path) {
+        return path.to_path_buf();
     }
+    let name = default_name(path);
+    (2..)
+        .map(|n| path.with_file_name(format!("{name}-{n}")))
+        .find(|p| free(p))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+/// Settings a resumed run may change (recorded as events); all others define the experiment.
+const MAY_CHANGE: [&str; 3] = ["name", "federation.rounds", "simulation.workers"];
+
+/// The fingerprint of what defines this experiment: every setting plus the corpus content.
+fn fingerprint(cfg: &RunConfig, corpus: &fedser_data::Corpus) -> Result<Fingerprint> {
+    let utterances: Vec<(&str, &str, &str)> = corpus
+        .utterances
+        .iter()
+        .map(|u| (u.id.as_str(), u.speaker.as_str(), u.emotion.name()))
+        .collect();
+    let mut settings = serde_json::to_value(cfg)?;
+    settings["corpus_content"] = serde_json::json!({
+        "utterances": utterances.len(),
+        "sha256": Fingerprint::of(&serde_json::json!(utterances)).sha256,
+    });
+    Ok(Fingerprint::of(&settings))
+}
+
+/// Records the fingerprint of a fresh run, or checks a resumed run against it: a changed
+/// setting that defines the experiment is refused (each one named); an allowed change is
+/// recorded in `events.jsonl`.
+fn check_fingerprint(run: &RunDir, now: &Fingerprint, start: Start) -> Result<()> {
+    let recorded = match (start, run.fingerprint()?) {
+        (Start::Fresh, _) | (Start::Resume, None) => {
+            if start == Start::Resume {
+                tracing::warn!(
+                    "{} has no fingerprint (written before fedser recorded one); recording the \
+                     current settings",
+                    run.path().display()
+                );
+            }
+            return Ok(run.write_fingerprint(now)?);
+        }
+        (Start::Resume, Some(fp)) => fp,
+    };
+    let changes = recorded.changes(now);
+    let (allowed, refused): (Vec<_>, Vec<_>) = changes
+        .into_iter()
+        .partition(|c| MAY_CHANGE.contains(&c.key.as_str()));
+    if !refused.is_empty() {
+        let list: Vec<String> = refused.iter().map(|c| format!("  {c}")).collect();
+        bail!(
+            "cannot resume {}: settings that define the experiment changed since it started:\n{}\n\
+             restore them in config.toml, or start a new run with --out (only {} may change)",
+            run.path().display(),
+            list.join("\n"),
+            MAY_CHANGE.join(", ")
+        );
+    }
+    if !allowed.is_empty() {
+        let changed: serde_json::Map<String, serde_json::Value> = allowed
+            .iter()
+            .map(|c| {
+                (
+                    c.key.clone(),
+                    serde_json::json!({"was": c.was, "now": c.now}),
+                )
+            })
+            .collect();
+        for c in &allowed {
+            eprintln!("resume changes {c}");
+        }
+        run.record_event("settings-changed", serde_json::Value::Object(changed))?;
+        run.write_fingerprint(now)?;
+    }
+    Ok(())
+}
+
+fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let dir = run.path().to_path_buf();
     if cfg.split.norm == crate::cli::Norm::Global {
         tracing::warn!(
             "global normalisation pools feature statistics across all clients: fine for \
              comparisons, but it is not something a real federation could compute privately"
         );
     }
-    let prepared = data::prepare(&cfg, dir, opts.cache.as_deref(), opts.quiet)?;
+    let featured = data::load(&cfg, opts.cache.as_deref(), opts.quiet)?;
+    check_fingerprint(&run, &fingerprint(&cfg, &featured.corpus)?, start)?;
+    // On a resume this writes back the allowed changes (e.g. more rounds).
+    run.write_file("config.toml", cfg.to_toml()?.as_bytes())?;
+    let prepared = data::prepare(&cfg, featured, &dir)?;
     cfg.check_against_clients(prepared.clients.len())?;
     let spec = cfg.model_spec()?;
     let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
-    let statistics = initial.statistic_names();
-    let info = RunInfo {
-        name: cfg.name.clone(),
-        corpus: prepared.corpus_name.clone(),
-        arch: cfg.model.arch.name().to_string(),
-        strategy: String::new(), // filled in below, from the strategy itself
-        rounds_planned: cfg.federation.rounds,
-        parameters: initial.num_params() as u64,
-        clients: prepared.clients.clone(),
-        test_speakers: prepared.test_speakers.clone(),
-        test_utterances: prepared.test.len(),
-        emotion_counts: prepared.emotion_counts,
-        example_audio: prepared.example_audio.clone(),
-    };
+    let strategy = build_strategy(&cfg, initial.statistic_names())?;
+    write_run_info(&run, &cfg, &prepared, &initial, &strategy, start)?;
 
-    let strategy = FedStrategy::new(
+    let mut server = Server::new(
+        strategy,
+        initial.params()?,
+        (0..prepared.clients.len()).collect(),
+        cfg.federation.min_fit_results,
+    );
+    let (first_round, _extra) = driver::resume(&run, &mut server)?;
+    if start == Start::Resume {
+        eprintln!("resuming {} after round {}", dir.display(), first_round - 1);
+        run.record_event(
+            "resume",
+            serde_json::json!({"after_round": first_round - 1, "rounds": cfg.federation.rounds}),
+        )?;
+    }
+
+    let factory = StoredClients {
+        run_dir: dir.clone(),
+        spec: spec.clone(),
+        train: TrainConfig {
+            weight_decay: cfg.local.weight_decay,
+            optimizer: cfg.local.optimizer,
+            class_weights: cfg.local.class_weights,
+            ..TrainConfig::default()
+        },
+        norm: prepared.norm.clone(),
+    };
+    let rounds = cfg.federation.rounds;
+    let mut hook = Rounds {
+        bar: progress::bar(rounds as u64, "rounds", opts.quiet),
+        quiet: opts.quiet,
+        rounds,
+        clients: prepared.clients.len(),
+        spec: spec.clone(),
+        model_path: dir.join("global.safetensors"),
+        meta: ModelMeta::new(
+            cfg.features.clone(),
+            prepared.norm.clone(),
+            &cfg.local,
+            prepared.test_speakers.clone(),
+        ),
+        stop_after: opts.stop_after,
+    };
+    hook.bar.set_position((first_round - 1) as u64);
+    // Clients done with their training task in the current round, beside the round bar.
+    let done = AtomicUsize::new(0);
+    let bar = hook.bar.clone();
+    let on_progress = |p: Progress| {
+        if matches!(p, Progress::Fit(_)) {
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            bar.set_message(format!("rounds (clients this round: {n})"));
+        }
+    };
+    let mut sim = Simulation::new(
+        &factory,
+        cfg.fl_simulation(cfg.workers()),
+        ClientPipeline::new(),
+    )
+    .on_progress(&on_progress);
+    let test = &prepared.test;
+    let mut central = |params: &ParamSet| -> Result<fedser_fl::EvalOutcome, String> {
+        let model = model_with(&spec, params).map_err(|e| e.to_string())?;
+        Ok(evaluate_examples(&model, test))
+    };
+    let central_eval: Option<&mut fedser_fl::server::CentralEval<'_>> =
+        (!test.is_empty()).then_some(&mut central);
+    let ran = driver::drive(
+        &run,
+        &mut server,
+        first_round..=rounds,
+        &mut sim,
+        central_eval,
+        &mut hook,
+    )?;
+    hook.bar.finish_and_clear();
+    if let Some(last) = ran.last()
+        && last.round < rounds
+    {
+        eprintln!(
+            "stopped after round {}; continue with --resume {}",
+            last.round,
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    finish(&run, opts, test.is_empty(), started)
+}
+
+fn build_strategy(cfg: &RunConfig, statistics: Vec<String>) -> Result<FedStrategy> {
+    Ok(FedStrategy::new(
         cfg.strategy()?,
         Sampling {
             fraction_fit: cfg.federation.fraction_fit,
@@ -151,105 +341,86 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
         },
         cfg.seed,
     )
-    .with_statistics(statistics);
-    let info = RunInfo {
-        strategy: strategy.describe(),
-        ..info
-    };
-    std::fs::write(dir.join("run.json"), serde_json::to_string_pretty(&info)?)?;
-    let n_clients = prepared.clients.len();
-    let mut server = Server::new(
-        strategy,
-        initial.params()?,
-        (0..n_clients).collect(),
-        cfg.federation.min_fit_results,
-    );
-    let mut first_round = 1;
-    if resume && let Some((cp, global, state)) = rundir::latest_checkpoint(dir)? {
-        server
-            .global
-            .check_same_layout(&global)
-            .with_context(|| format!("{} does not fit the model", cp.path.display()))?;
-        server.global = global;
-        server.strategy.restore(state);
-        first_round = cp.round + 1;
-        eprintln!("resuming {} after round {}", dir.display(), cp.round);
-    }
-    rundir::truncate_metrics(dir, first_round - 1)?;
+    .with_statistics(statistics))
+}
 
-    let factory = SpeechClients {
-        run_dir: dir.to_path_buf(),
-        spec: spec.clone(),
-        train: TrainConfig {
-            weight_decay: cfg.local.weight_decay,
-            optimizer: cfg.local.optimizer,
-            class_weights: cfg.local.class_weights,
-            ..TrainConfig::default()
+/// `run.json`: what the report says about the run. A resumed run keeps the one written at
+/// its start (only the rounds planned may change).
+fn write_run_info(
+    run: &RunDir,
+    cfg: &RunConfig,
+    prepared: &data::Prepared,
+    initial: &EmotionModel,
+    strategy: &FedStrategy,
+    start: Start,
+) -> Result<()> {
+    let path = run.path().join("run.json");
+    let info = match (start, std::fs::read_to_string(&path)) {
+        (Start::Resume, Ok(text)) => {
+            let mut info: RunInfo = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a valid run.json", path.display()))?;
+            info.rounds_planned = cfg.federation.rounds;
+            info
+        }
+        _ => RunInfo {
+            name: cfg.name.clone(),
+            corpus: prepared.corpus_name.clone(),
+            arch: cfg.model.arch.name().to_string(),
+            strategy: strategy.describe(),
+            rounds_planned: cfg.federation.rounds,
+            parameters: initial.num_params() as u64,
+            clients: prepared.clients.clone(),
+            test_speakers: prepared.test_speakers.clone(),
+            test_utterances: prepared.test.len(),
+            emotion_counts: prepared.emotion_counts,
+            example_audio: prepared.example_audio.clone(),
         },
     };
-    let workers = cfg.workers();
-    let rounds = cfg.federation.rounds;
-    let round_bar = progress::bar(rounds as u64, "rounds", opts.quiet);
-    round_bar.set_position((first_round - 1) as u64);
-    // Clients done with their training task in the current round, beside the round bar.
-    let done = AtomicUsize::new(0);
-    let on_progress = |p: Progress| {
-        if matches!(p, Progress::Fit(_)) {
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            round_bar.set_message(format!("rounds (clients this round: {n})"));
-        }
-    };
-    let mut sim = Simulation::new(&factory, cfg.fl_simulation(workers), ClientPipeline::new())
-        .on_progress(&on_progress);
-    let test = prepared.test;
-    let mut central = |params: &fedser_core::ParamSet| -> Result<fedser_fl::EvalOutcome, String> {
-        let model = model_with(&spec, params)?;
-        Ok(evaluate_examples(&model, &test))
-    };
-    let mut meta = BTreeMap::new();
-    meta.insert(
-        META_FRONT_END.to_string(),
-        serde_json::to_string(&cfg.features)?,
-    );
-    meta.insert(
-        META_NORM.to_string(),
-        serde_json::to_string(&prepared.norm)?,
-    );
-    meta.insert(META_TRAIN.to_string(), serde_json::to_string(&cfg.local)?);
+    Ok(run.write_file("run.json", serde_json::to_string_pretty(&info)?.as_bytes())?)
+}
 
-    let mut records: Vec<RoundRecord> = rundir::read_metrics(dir)?;
-    for round in first_round..=rounds {
-        done.store(0, Ordering::Relaxed);
-        let central_eval: Option<&mut fedser_fl::server::CentralEval<'_>> = if test.is_empty() {
-            None
+/// After each round: the global model file, the progress line, an early stop if asked.
+struct Rounds {
+    bar: indicatif::ProgressBar,
+    quiet: bool,
+    rounds: u32,
+    clients: usize,
+    spec: ModelSpec,
+    model_path: PathBuf,
+    meta: ModelMeta,
+    stop_after: Option<u32>,
+}
+
+impl RoundHook for Rounds {
+    fn after_round(
+        &mut self,
+        record: &RoundRecord,
+        global: &ParamSet,
+    ) -> Result<ControlFlow<()>, String> {
+        let model = model_with(&self.spec, global).map_err(|e| e.to_string())?;
+        fedser_client::model_file::save(&model, &self.model_path, &self.meta)
+            .map_err(|e| e.to_string())?;
+        self.bar.inc(1);
+        if !self.quiet {
+            let line = round_line(record, self.rounds, self.clients);
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
+        Ok(if self.stop_after == Some(record.round) {
+            ControlFlow::Break(())
         } else {
-            Some(&mut central)
-        };
-        let record = server
-            .run_round(round, &mut sim, central_eval)
-            .map_err(anyhow::Error::msg)?;
-        rundir::append_metrics(dir, &record)?;
-        rundir::save_checkpoint(dir, round, &server.global, &server.strategy.state())?;
-        model_with(&spec, &server.global)
-            .map_err(anyhow::Error::msg)?
-            .save(&dir.join("global.safetensors"), &meta)?;
-        let line = round_line(&record, rounds, n_clients);
-        round_bar.inc(1);
-        if !opts.quiet {
-            round_bar.suspend(|| eprintln!("{line}"));
-        }
-        records.push(record);
-        if opts.stop_after == Some(round) && round < rounds {
-            round_bar.finish_and_clear();
-            eprintln!(
-                "stopped after round {round}; continue with --resume {}",
-                dir.display()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
+            ControlFlow::Continue(())
+        })
     }
-    round_bar.finish_and_clear();
+}
 
+/// The summary, the final metrics and the report of a run that has all its rounds.
+fn finish(
+    run: &RunDir,
+    opts: &Options,
+    no_test: bool,
+    started: std::time::Instant,
+) -> Result<ExitCode> {
+    let records = run.read_metrics()?;
     let last = records
         .last()
         .and_then(|r| r.central.clone().or(r.federated.clone()));
@@ -260,7 +431,7 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
         print_summary(&records);
         if let Some(s) = &last {
             let m: Metrics = s.confusion.metrics();
-            if test.is_empty() {
+            if no_test {
                 println!("\nfinal global model on the clients' pooled validation data:");
             } else {
                 println!("\nfinal global model on held-out speakers:");
@@ -269,7 +440,7 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
         }
     }
     if opts.report {
-        let html = crate::report::write_report(dir)?;
+        let html = crate::report::write_report(run.path())?;
         if !opts.json {
             println!("report: {}", html.display());
         }
@@ -277,7 +448,7 @@ fn execute(cfg: RunConfig, dir: &Path, resume: bool, opts: &Options) -> Result<E
     if !opts.json {
         println!(
             "run directory: {} ({:.1} s)",
-            dir.display(),
+            run.path().display(),
             started.elapsed().as_secs_f64()
         );
     }

@@ -1,0 +1,25 @@
+//! Differential privacy for fedser: RDP accounting of the Poisson-subsampled Gaussian
+//! mechanism, L2 clipping, Gaussian noise, adaptive clipping and Poisson client sampling.
+//!
+//! A client-level DP round (DP-FedAvg) uses the modules in this order:
+//! [`sampling::poisson_sample`] picks the cohort with rate `q`; each update is clipped with
+//! [`clip::clip_l2`] to `C`; the server adds [`noise::add_gaussian`] with std `z·C` to the sum;
+//! [`adaptive::AdaptiveClip`] optionally moves `C`; [`accountant::RdpAccountant`] records
+//! `(q, z)` and reports ε for a δ. Randomness always comes from a caller-supplied, already
+//! derived `u64` seed (see `fedser_fl::seed::derive`), so every round is reproducible.
+
+pub mod accountant;
+pub mod adaptive;
+pub mod clip;
+pub mod error;
+pub mod noise;
+pub mod sampling;
+
+pub use accountant::{
+    DEFAULT_ORDERS, PrivacyEvent, RdpAccountant, epsilon, noise_multiplier_for, rdp,
+};
+pub use adaptive::{AdaptiveClip, AdaptiveStep, update_noise_multiplier};
+pub use clip::{ClipReport, clip_l2, l2_norm};
+pub use error::PrivacyError;
+pub use noise::add_gaussian;
+pub use sampling::poisson_sample;
