@@ -39,6 +39,8 @@ pub enum AggregateError {
     },
     #[error("invalid rule parameter: {0}")]
     Parameter(String),
+    #[error("{0}")]
+    Stage(String),
 }
 
 /// What a rule did, for the round record.

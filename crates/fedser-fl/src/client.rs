@@ -125,12 +125,13 @@ pub struct Update {
 pub trait UpdateStage: Send + Sync {
     /// Short name used as a prefix in round metrics.
     fn name(&self) -> &str;
-    /// Transforms `delta` in place; returns figures worth recording.
+    /// Transforms `delta` in place, with the round's instructions (their config map carries
+    /// the stage's settings); returns figures worth recording.
     fn apply(
         &self,
         delta: &mut ParamSet,
         client: ClientId,
-        round: u32,
+        ins: &FitInstructions,
     ) -> Result<BTreeMap<String, f64>, String>;
 }
 
@@ -168,7 +169,7 @@ impl ClientPipeline {
         let mut stages = BTreeMap::new();
         for stage in &self.stages {
             let figures = stage
-                .apply(&mut delta, id, ins.round)
+                .apply(&mut delta, id, ins)
                 .map_err(|e| ClientFailure::Error(format!("{}: {e}", stage.name())))?;
             for (k, v) in figures {
                 stages.insert(format!("{}.{k}", stage.name()), v);

@@ -42,6 +42,13 @@ pub fn resume<S: Strategy>(
             })?;
         server.global = cp.global;
         server.strategy.restore(cp.server);
+        server
+            .pipeline
+            .restore(&cp.extra)
+            .map_err(|reason| DriverError::Layout {
+                path: run.path().display().to_string(),
+                reason,
+            })?;
         first = cp.round + 1;
         extra = cp.extra;
     }
@@ -63,8 +70,18 @@ pub trait RoundHook {
     ) -> Result<ControlFlow<()>, String>;
 }
 
-/// Runs rounds `first..=last`, recording and checkpointing each; returns the records of the
-/// rounds run.
+/// How a loop of rounds ended.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// The rounds run.
+    pub records: Vec<RoundRecord>,
+    /// Why the loop stopped before its last round, when a stage refused one (e.g. the
+    /// privacy budget); recorded in `events.jsonl` too.
+    pub refused: Option<String>,
+}
+
+/// Runs rounds `first..=last`, recording and checkpointing each (the server pipeline's state
+/// included); stops early when the hook asks or a pipeline stage refuses the next round.
 pub fn drive<S: Strategy>(
     run: &RunDir,
     server: &mut Server<S>,
@@ -72,18 +89,32 @@ pub fn drive<S: Strategy>(
     executor: &mut dyn Executor,
     mut central: Option<&mut CentralEval<'_>>,
     hook: &mut dyn RoundHook,
-) -> Result<Vec<RoundRecord>, DriverError> {
+) -> Result<Driven, DriverError> {
     let mut records = Vec::new();
     for round in rounds {
+        if let Err(reason) = server.pipeline.admit(round) {
+            let reason = format!("stopped before round {round}: {reason}");
+            tracing::warn!("{reason}");
+            run.record_event(
+                "refused",
+                serde_json::json!({"round": round, "reason": reason}),
+            )?;
+            return Ok(Driven {
+                records,
+                refused: Some(reason),
+            });
+        }
         let record = server
             .run_round(round, executor, central.as_deref_mut())
             .map_err(|reason| DriverError::Round { round, reason })?;
         run.append_metrics(&record)?;
+        let mut extra = hook.extra_state();
+        extra.extend(server.pipeline.state());
         run.save_checkpoint(&Checkpoint {
             round,
             global: server.global.clone(),
             server: server.strategy.state(),
-            extra: hook.extra_state(),
+            extra,
         })?;
         let flow = hook
             .after_round(&record, &server.global)
@@ -93,5 +124,8 @@ pub fn drive<S: Strategy>(
             break;
         }
     }
-    Ok(records)
+    Ok(Driven {
+        records,
+        refused: None,
+    })
 }

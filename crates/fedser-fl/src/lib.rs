@@ -7,6 +7,7 @@
 //!   (the update is the difference to the global model; stages run on it before it leaves).
 //! - [`aggregate`]: aggregation rules over updates — weighted mean, coordinate-wise median,
 //!   trimmed mean, Krum / Multi-Krum.
+//! - [`pipeline`]: the server-side stages around the rule (clip before, noise after, ...).
 //! - [`server_opt`]: server optimisers over the aggregated update — SGD (FedAvg), Adam, Yogi,
 //!   Adagrad (Reddi et al., "Adaptive Federated Optimization", 2021).
 //! - [`strategy`]: the `Strategy` trait (configure a round, aggregate fits, aggregate
@@ -22,6 +23,7 @@ pub mod aggregate;
 pub mod client;
 pub mod driver;
 pub mod flat;
+pub mod pipeline;
 pub mod run_dir;
 pub mod seed;
 pub mod server;
@@ -34,6 +36,7 @@ pub use client::{
     Client, ClientFailure, ClientId, ClientPipeline, ConfigMap, ConfigValue, EvalOutcome,
     FitInstructions, FitOutcome, Update, UpdateStage,
 };
+pub use pipeline::{ServerPipeline, ServerStage};
 pub use server::{EvalSummary, Executor, RoundRecord, Server};
 pub use server_opt::ServerOptimizer;
 pub use simulation::{ClientFactory, Simulation, SimulationConfig};

@@ -12,6 +12,7 @@ use fedser_core::ParamSet;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientFailure, ClientId, EvalOutcome, FitInstructions, Update};
+use crate::pipeline::ServerPipeline;
 use crate::strategy::Strategy;
 
 pub use crate::strategy::EvalSummary;
@@ -104,6 +105,9 @@ pub struct RoundRecord {
     /// Means over accepted updates of what the client pipeline stages reported.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub stages: BTreeMap<String, f64>,
+    /// What the server pipeline's stages did, by stage name (e.g. `privacy`).
+    #[serde(flatten)]
+    pub stage_records: BTreeMap<String, serde_json::Value>,
     /// Updates Krum chose (client ids).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected_by_rule: Option<Vec<ClientId>>,
@@ -122,6 +126,8 @@ pub struct Server<S: Strategy> {
     pub clients: Vec<ClientId>,
     /// A round closes with an aggregate only if at least this many updates were accepted.
     pub min_fit_results: usize,
+    /// Stages around the aggregation rule (clipping, noise, unmasking ...).
+    pub pipeline: ServerPipeline,
 }
 
 /// Why an update is refused.
@@ -166,7 +172,14 @@ impl<S: Strategy> Server<S> {
             global,
             clients,
             min_fit_results: min_fit_results.max(1),
+            pipeline: ServerPipeline::new(),
         }
+    }
+
+    /// The server with these stages around its aggregation rule.
+    pub fn with_pipeline(mut self, pipeline: ServerPipeline) -> Self {
+        self.pipeline = pipeline;
+        self
     }
 
     /// Runs round `round` (1-based) through `executor`; `central` evaluates the new global
@@ -178,7 +191,11 @@ impl<S: Strategy> Server<S> {
         central: Option<&mut CentralEval<'_>>,
     ) -> Result<RoundRecord, String> {
         let started = Instant::now();
-        let tasks = self.strategy.configure_fit(round, &self.clients);
+        let mut tasks = self.strategy.configure_fit(round, &self.clients);
+        let config = self.pipeline.configure(round);
+        for (_, ins) in &mut tasks {
+            ins.config.extend(config.clone());
+        }
         let model_bytes = self.global.num_bytes() as u64;
         let mut bytes_down = model_bytes * tasks.len() as u64;
         let mut bytes_up = 0u64;
@@ -235,7 +252,10 @@ impl<S: Strategy> Server<S> {
             note = Some(msg);
             false
         } else {
-            match self.strategy.aggregate_fit(round, &self.global, &accepted) {
+            match self
+                .strategy
+                .aggregate_fit(round, &self.global, &accepted, &mut self.pipeline)
+            {
                 Ok((next, report)) => {
                     candidate = Some(next);
                     selected_by_rule = report
@@ -250,6 +270,9 @@ impl<S: Strategy> Server<S> {
                 }
             }
         };
+        if !aggregated {
+            self.pipeline.skipped(round)?;
+        }
         // In f64: example counts are claims and must not overflow.
         let total_examples: f64 = accepted.iter().map(|u| u.examples as f64).sum();
         let train_loss = (total_examples > 0.0).then(|| {
@@ -319,6 +342,7 @@ impl<S: Strategy> Server<S> {
             bytes_down,
             bytes_up,
             stages,
+            stage_records: self.pipeline.records(),
             selected_by_rule,
             fit_seconds,
             eval_seconds,

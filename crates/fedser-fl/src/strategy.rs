@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{AggregateError, Rule, RuleReport};
 use crate::client::{ClientId, EvalOutcome, FitInstructions, Update};
 use crate::flat;
+use crate::pipeline::ServerPipeline;
 use crate::seed;
 use crate::server_opt::{ServerOptState, ServerOptimizer};
 
@@ -26,6 +27,11 @@ pub struct Sampling {
     /// Fraction of the clients asked to evaluate on their validation data (0: none).
     pub fraction_evaluate: f64,
     pub min_evaluate_clients: usize,
+    /// Poisson sampling instead: each client joins a round independently with this
+    /// probability, so a round has a random number of clients, possibly none (what the
+    /// privacy accountant assumes). `fraction_fit` and `min_fit_clients` are then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poisson: Option<f64>,
 }
 
 impl Default for Sampling {
@@ -35,6 +41,7 @@ impl Default for Sampling {
             min_fit_clients: 2,
             fraction_evaluate: 1.0,
             min_evaluate_clients: 2,
+            poisson: None,
         }
     }
 }
@@ -43,6 +50,16 @@ impl Sampling {
     fn count(fraction: f64, min: usize, available: usize) -> usize {
         // Flower's rule: floor(fraction * available), raised to the minimum.
         (((fraction * available as f64).floor() as usize).max(min)).min(available)
+    }
+
+    /// Each of `available` independently with probability `q`; client `c`'s draw in a round
+    /// depends only on (`seed`, round, `c`), so it does not change when others join or leave.
+    pub fn poisson(available: &[ClientId], q: f64, seed: u64, round: u32) -> Vec<ClientId> {
+        available
+            .iter()
+            .copied()
+            .filter(|&c| seed::unit(seed::derive(seed, round, c as u64, "poisson")) < q)
+            .collect()
     }
 
     /// `k` of `available` clients chosen uniformly (sorted by id), reproducible from `seed`.
@@ -128,12 +145,15 @@ pub trait Strategy: Send {
     -> Vec<(ClientId, FitInstructions)>;
     /// Clients asked to evaluate the new global model in `round`.
     fn configure_evaluate(&self, round: u32, available: &[ClientId]) -> Vec<ClientId>;
-    /// The next global model from the current one and the accepted updates.
+    /// The next global model from the current one and the accepted updates; the server's
+    /// `pipeline` runs on the updates before the rule and on the aggregate before the server
+    /// optimiser (a strategy calls it, never needs to know what it does).
     fn aggregate_fit(
         &mut self,
         round: u32,
         global: &ParamSet,
         updates: &[Update],
+        pipeline: &mut ServerPipeline,
     ) -> Result<(ParamSet, RuleReport), AggregateError>;
     /// Pools the clients' evaluations.
     fn aggregate_evaluate(
@@ -361,16 +381,21 @@ impl Strategy for FedStrategy {
         round: u32,
         available: &[ClientId],
     ) -> Vec<(ClientId, FitInstructions)> {
-        let k = Sampling::count(
-            self.sampling.fraction_fit,
-            self.sampling.min_fit_clients,
-            available.len(),
-        );
-        Sampling::choose(
-            available,
-            k,
-            seed::derive(self.seed, round, 0, "sample-fit"),
-        )
+        match self.sampling.poisson {
+            Some(q) => Sampling::poisson(available, q, self.seed, round),
+            None => {
+                let k = Sampling::count(
+                    self.sampling.fraction_fit,
+                    self.sampling.min_fit_clients,
+                    available.len(),
+                );
+                Sampling::choose(
+                    available,
+                    k,
+                    seed::derive(self.seed, round, 0, "sample-fit"),
+                )
+            }
+        }
         .into_iter()
         .map(|c| {
             (
@@ -407,22 +432,41 @@ impl Strategy for FedStrategy {
 
     fn aggregate_fit(
         &mut self,
-        _round: u32,
+        round: u32,
         global: &ParamSet,
         updates: &[Update],
+        pipeline: &mut ServerPipeline,
     ) -> Result<(ParamSet, RuleReport), AggregateError> {
-        let flats: Vec<Vec<f32>> = updates.iter().map(|u| flat::flatten(&u.delta)).collect();
+        let individual = pipeline.allows_individual_views();
+        if !individual && self.spec.rule != Rule::Mean {
+            return Err(AggregateError::Parameter(format!(
+                "{} reads individual updates, which this server's pipeline does not allow",
+                self.spec.rule.name()
+            )));
+        }
+        let mut flats: Vec<Vec<f32>> = updates.iter().map(|u| flat::flatten(&u.delta)).collect();
+        let mut weights: Vec<f64> = updates.iter().map(|u| u.examples as f64).collect();
+        pipeline
+            .before(round, updates, &mut flats, &mut weights)
+            .map_err(AggregateError::Stage)?;
         let refs: Vec<&[f32]> = flats.iter().map(Vec::as_slice).collect();
-        let weights: Vec<f64> = updates.iter().map(|u| u.examples as f64).collect();
         let (mut delta, report) = self.spec.rule.aggregate(&refs, &weights)?;
         let mut values = flat::flatten(global);
         if values.len() != delta.len() {
             return Err(AggregateError::Length(values.len(), delta.len()));
         }
         // After the length check: the pooling indexes updates by the global layout.
-        if self.spec.rule == Rule::Mean && refs.iter().all(|u| u.len() == values.len()) {
+        // Pooling reads each client's statistics: only where individual views are allowed
+        // (under DP the statistics are averaged, clipped and noised like every weight).
+        if individual
+            && self.spec.rule == Rule::Mean
+            && refs.iter().all(|u| u.len() == values.len())
+        {
             pool_variances(global, &self.statistics, &refs, &weights, &mut delta);
         }
+        pipeline
+            .after(round, &mut delta, updates.len())
+            .map_err(AggregateError::Stage)?;
         let adaptive = flat::coordinate_mask(global, |n| !self.statistics.contains(n));
         self.spec
             .server_optimizer
@@ -524,6 +568,7 @@ mod tests {
                 min_fit_clients: 2,
                 fraction_evaluate: 0.0,
                 min_evaluate_clients: 0,
+                poisson: None,
             },
             LocalTraining::default(),
             9,
@@ -556,7 +601,9 @@ mod tests {
         );
         // Client models (1+1, 1+0) with 30 examples and (1-2, 1+3) with 10.
         let ups = [update(0, &[1.0, 0.0], 30), update(1, &[-2.0, 3.0], 10)];
-        let (next, _) = s.aggregate_fit(1, &global, &ups).unwrap();
+        let (next, _) = s
+            .aggregate_fit(1, &global, &ups, &mut ServerPipeline::new())
+            .unwrap();
         let w = &next.get("w").unwrap().data;
         assert!((w[0] - (2.0 * 0.75 - 0.25)).abs() < 1e-6);
         assert!((w[1] - (1.0 * 0.75 + 4.0 * 0.25)).abs() < 1e-6);
@@ -595,7 +642,9 @@ mod tests {
             delta,
             ..update(0, &[0.0], 1)
         };
-        let (next, _) = s.aggregate_fit(1, &global, &[up]).unwrap();
+        let (next, _) = s
+            .aggregate_fit(1, &global, &[up], &mut ServerPipeline::new())
+            .unwrap();
         let flat = flat::flatten(&next);
         assert!((flat[0] - 0.1).abs() < 1e-3, "{flat:?}");
         assert!((flat[1] - 0.1).abs() < 1e-6, "{flat:?}");
@@ -642,7 +691,9 @@ mod tests {
                 1,
             )
             .with_statistics(names.clone());
-            let (next, _) = s.aggregate_fit(1, &global, &ups).unwrap();
+            let (next, _) = s
+                .aggregate_fit(1, &global, &ups, &mut ServerPipeline::new())
+                .unwrap();
             let var = next.get("bn.running_var").unwrap().data[0];
             assert!((var - want_var).abs() < 1e-5, "{rule}: {var}");
         }
@@ -653,8 +704,36 @@ mod tests {
             1,
         )
         .with_statistics(names)
-        .aggregate_fit(1, &global, &ups)
+        .aggregate_fit(1, &global, &ups, &mut ServerPipeline::new())
         .unwrap();
         assert!((next.get("bn.running_mean").unwrap().data[0] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn poisson_sampling_matches_its_rate_and_allows_empty_rounds() {
+        let available: Vec<ClientId> = (0..50).collect();
+        let q = 0.1;
+        let rounds = 400u32;
+        let mut total = 0usize;
+        for round in 1..=rounds {
+            let chosen = Sampling::poisson(&available, q, 3, round);
+            assert_eq!(chosen, Sampling::poisson(&available, q, 3, round));
+            total += chosen.len();
+        }
+        // Binomial(20,000, 0.1): mean 2,000, sd about 42.
+        let n = (rounds as usize * available.len()) as f64;
+        let rate = total as f64 / n;
+        let se = (q * (1.0 - q) / n).sqrt();
+        assert!((rate - q).abs() < 4.0 * se, "rate {rate}");
+        // With 3 clients and q = 0.1 a round is empty with probability 0.729.
+        let few: Vec<ClientId> = (0..3).collect();
+        let empties = (1..=2000)
+            .filter(|&r| Sampling::poisson(&few, q, 5, r).is_empty())
+            .count() as f64
+            / 2000.0;
+        assert!(
+            (empties - 0.729).abs() < 4.0 * (0.729f64 * 0.271 / 2000.0).sqrt(),
+            "{empties}"
+        );
     }
 }

@@ -193,6 +193,7 @@ impl Run {
                 min_fit_clients: 2,
                 fraction_evaluate: 0.5,
                 min_evaluate_clients: 1,
+                poisson: None,
             },
             LocalTraining {
                 epochs: self.epochs,

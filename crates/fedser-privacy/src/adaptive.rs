@@ -236,7 +236,7 @@ mod tests {
     use rand::RngExt;
 
     use super::*;
-    use crate::sampling::poisson_sample;
+    use fedser_fl::Sampling;
 
     /// Runs `rounds` rounds with Poisson sampling (N clients, rate q) and norms drawn by
     /// `norm_of`; returns the mean clip over the last `tail` rounds.
@@ -258,7 +258,7 @@ mod tests {
         let (rounds, tail) = (600, 300);
         let mut sum = 0.0;
         for r in 0..rounds {
-            let cohort = poisson_sample(&clients, q, seed ^ ((r as u64) << 20)).unwrap();
+            let cohort = Sampling::poisson(&clients, q, seed, r as u32);
             let norms: Vec<f64> = cohort
                 .iter()
                 .map(|_| norm_of(rng.random::<f64>()))

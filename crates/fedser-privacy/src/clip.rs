@@ -45,7 +45,42 @@ pub fn clip_l2(update: &mut ParamSet, clip: f64) -> Result<ClipReport, PrivacyEr
         return Err(PrivacyError::ClipNorm(clip));
     }
     check_finite(update)?;
-    let norm = l2_norm(update);
+    let mut values: Vec<&mut f32> = update
+        .tensors_mut()
+        .flat_map(|t| t.data.iter_mut())
+        .collect();
+    clip_checked(&mut values, clip)
+}
+
+/// [`clip_l2`] on flat values (e.g. an update the server flattened). Errors as there; a
+/// non-finite value is named by its index in `values`.
+pub fn clip_values(values: &mut [f32], clip: f64) -> Result<ClipReport, PrivacyError> {
+    if !(clip.is_finite() && clip > 0.0) {
+        return Err(PrivacyError::ClipNorm(clip));
+    }
+    if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(PrivacyError::NonFiniteUpdate {
+            tensor: "(flat)".to_string(),
+            index,
+            value,
+        });
+    }
+    let mut values: Vec<&mut f32> = values.iter_mut().collect();
+    clip_checked(&mut values, clip)
+}
+
+/// The clipping itself, over finite values.
+fn clip_checked(values: &mut [&mut f32], clip: f64) -> Result<ClipReport, PrivacyError> {
+    let norm_of = |vs: &[&mut f32]| {
+        vs.iter()
+            .map(|v| {
+                let v = f64::from(**v);
+                v * v
+            })
+            .sum::<f64>()
+            .sqrt()
+    };
+    let norm = norm_of(values);
     if norm <= clip {
         return Ok(ClipReport {
             norm,
@@ -54,15 +89,15 @@ pub fn clip_l2(update: &mut ParamSet, clip: f64) -> Result<ClipReport, PrivacyEr
         });
     }
     let mut scale = clip / norm;
-    scale_toward_zero(update, scale);
+    scale_toward_zero(values, scale);
     // Rounding in the f64 norm can still leave it a hair above `clip`; shrink by a few ulps of
     // f32 until it is not (at most a couple of passes).
-    let mut after = l2_norm(update);
+    let mut after = norm_of(values);
     while after > clip {
         let extra = clip / after * (1.0 - f64::from(f32::EPSILON));
-        scale_toward_zero(update, extra);
+        scale_toward_zero(values, extra);
         scale *= extra;
-        after = l2_norm(update);
+        after = norm_of(values);
     }
     Ok(ClipReport {
         norm,
@@ -72,16 +107,14 @@ pub fn clip_l2(update: &mut ParamSet, clip: f64) -> Result<ClipReport, PrivacyEr
 }
 
 /// Multiplies every value by `s` (0 < s < 1), rounding the f32 result toward zero.
-fn scale_toward_zero(update: &mut ParamSet, s: f64) {
-    for t in update.tensors_mut() {
-        for v in &mut t.data {
-            let exact = f64::from(*v) * s;
-            let mut r = exact as f32;
-            if f64::from(r).abs() > exact.abs() {
-                r = f32::from_bits(r.to_bits() - 1);
-            }
-            *v = r;
+fn scale_toward_zero(values: &mut [&mut f32], s: f64) {
+    for v in values.iter_mut() {
+        let exact = f64::from(**v) * s;
+        let mut r = exact as f32;
+        if f64::from(r).abs() > exact.abs() {
+            r = f32::from_bits(r.to_bits() - 1);
         }
+        **v = r;
     }
 }
 

@@ -25,12 +25,33 @@ pub fn add_gaussian(update: &mut ParamSet, std: f64, seed: u64) -> Result<(), Pr
     if std == 0.0 {
         return Ok(());
     }
+    add_noise(
+        update.tensors_mut().flat_map(|t| t.data.iter_mut()),
+        std,
+        seed,
+    )
+}
+
+/// [`add_gaussian`] on flat values (e.g. an aggregate on the server), same stream per seed.
+pub fn add_gaussian_values(values: &mut [f32], std: f64, seed: u64) -> Result<(), PrivacyError> {
+    if !(std.is_finite() && std >= 0.0) {
+        return Err(PrivacyError::NoiseStd(std));
+    }
+    if std == 0.0 {
+        return Ok(());
+    }
+    add_noise(values.iter_mut(), std, seed)
+}
+
+fn add_noise<'a>(
+    values: impl Iterator<Item = &'a mut f32>,
+    std: f64,
+    seed: u64,
+) -> Result<(), PrivacyError> {
     let normal = Normal::new(0.0, std).map_err(|_| PrivacyError::NoiseStd(std))?;
     let mut rng = StdRng::seed_from_u64(seed);
-    for t in update.tensors_mut() {
-        for v in &mut t.data {
-            *v = (f64::from(*v) + normal.sample(&mut rng)) as f32;
-        }
+    for v in values {
+        *v = (f64::from(*v) + normal.sample(&mut rng)) as f32;
     }
     Ok(())
 }

@@ -46,6 +46,49 @@ pub enum Command {
     Demo(DemoCmd),
     /// Measure throughput (audio seconds per CPU second).
     Bench(BenchCmd),
+    /// Differential-privacy accounting without training (RDP of the Poisson-subsampled
+    /// Gaussian, Opacus' orders).
+    Privacy(PrivacyCmd),
+}
+
+#[derive(Args)]
+pub struct PrivacyCmd {
+    #[command(subcommand)]
+    pub what: PrivacyWhat,
+}
+
+#[derive(Subcommand)]
+pub enum PrivacyWhat {
+    /// Epsilon spent by R rounds of sampling rate Q and noise multiplier Z, at delta D.
+    Epsilon {
+        /// Probability with which each client joins a round, in (0, 1].
+        #[arg(long)]
+        q: f64,
+        /// Noise multiplier: noise standard deviation over the clip norm.
+        #[arg(long)]
+        z: f64,
+        #[arg(long)]
+        rounds: u64,
+        #[arg(long)]
+        delta: f64,
+        /// Print `{"epsilon": E, "alpha": A}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The smallest noise multiplier whose epsilon after R rounds stays within the target.
+    Noise {
+        #[arg(long)]
+        target_epsilon: f64,
+        #[arg(long)]
+        q: f64,
+        #[arg(long)]
+        rounds: u64,
+        #[arg(long)]
+        delta: f64,
+        /// Print `{"noise_multiplier": Z}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Flags of `fedser simulate`. Every flag is optional: unset flags keep the value of
@@ -181,6 +224,32 @@ pub struct SimulateCmd {
     /// Print the final central metrics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Differential privacy at client level: central (the server noises the aggregate) or
+    /// local (each client noises its own update). Off by default.
+    #[arg(long)]
+    pub dp: Option<fedser_privacy::DpMode>,
+    /// DP: L2 clip norm of each client's update (default 1.0; the initial one with
+    /// --adaptive-clip).
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// DP: noise multiplier z (noise std = z * clip / (q * N) on the aggregate).
+    #[arg(long, conflicts_with = "target_epsilon")]
+    pub noise_multiplier: Option<f64>,
+    /// DP: choose z so that epsilon after all rounds is at most this; rounds past it are
+    /// refused.
+    #[arg(long)]
+    pub target_epsilon: Option<f64>,
+    /// DP: delta of the (epsilon, delta) guarantee (default 1e-5).
+    #[arg(long)]
+    pub delta: Option<f64>,
+    /// DP: adaptive clipping towards this quantile of the update norms (Andrew et al. 2021).
+    #[arg(long)]
+    pub adaptive_clip: Option<f64>,
+    /// Client sampling: `poisson:Q` (each client joins with probability Q; the default under
+    /// DP, with Q = --fraction) or `fixed` (fraction and minimum; under DP the accounting
+    /// then does not hold).
+    #[arg(long)]
+    pub sampling: Option<String>,
 }
 
 #[derive(Args)]

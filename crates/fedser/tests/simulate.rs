@@ -391,3 +391,102 @@ fn resume_refuses_changed_experiment_settings_and_records_allowed_changes() {
     assert!(events.contains("federation.rounds"), "{events}");
     assert!(events.contains("\"resume\""), "{events}");
 }
+
+#[test]
+fn a_dp_run_records_its_privacy_every_round_and_resumes_on_the_same_epsilon_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dp = [
+        "--dp",
+        "central",
+        "--clip",
+        "0.5",
+        "--noise-multiplier",
+        "0.8",
+    ];
+    let straight = tmp.path().join("straight");
+    small_run(&mut fedser(tmp.path()), &straight)
+        .args(dp)
+        .args(["--fraction", "0.5", "--no-report"])
+        .assert()
+        .success();
+    let records = rounds(&straight);
+    let mut last_eps = 0.0;
+    for r in &records {
+        let p = &r["privacy"];
+        let eps = p["epsilon"].as_f64().unwrap();
+        assert!(eps > last_eps, "epsilon grows every round: {p}");
+        last_eps = eps;
+        assert_eq!(p["clip"], 0.5);
+        assert_eq!(p["sampled"], r["accepted"]);
+        assert_eq!(p["accounting_holds"], true);
+    }
+    // The accountant's figure for 4 rounds of Poisson rate 0.5 and z = 0.8, via the CLI.
+    let out = fedser(tmp.path())
+        .args([
+            "privacy", "epsilon", "--q", "0.5", "--z", "0.8", "--rounds", "4",
+        ])
+        .args(["--delta", "1e-5", "--json"])
+        .assert()
+        .success();
+    let cli: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(cli["epsilon"].as_f64().unwrap(), last_eps);
+
+    let resumed = tmp.path().join("resumed");
+    small_run(&mut fedser(tmp.path()), &resumed)
+        .args(dp)
+        .args(["--fraction", "0.5", "--no-report", "--stop-after", "2"])
+        .assert()
+        .success();
+    fedser(tmp.path())
+        .args([
+            "simulate",
+            "--resume",
+            resumed.to_str().unwrap(),
+            "--no-report",
+        ])
+        .assert()
+        .success();
+    let again = rounds(&resumed);
+    assert_eq!(again.len(), records.len());
+    for (a, b) in again.iter().zip(&records) {
+        assert_eq!(a["privacy"], b["privacy"], "round {}", a["round"]);
+        assert_eq!(a["central"], b["central"], "round {}", a["round"]);
+    }
+
+    // Settings that would void the guarantee are refused before training, with the reason.
+    for (extra, needle) in [
+        (
+            vec!["--strategy", "median", "--noise-multiplier", "1"],
+            "reads individual updates",
+        ),
+        (vec!["--noise-multiplier=-1"], "noise multiplier"),
+        (vec!["--delta", "1", "--noise-multiplier", "1"], "delta"),
+        (
+            vec!["--sampling", "poisson:1.5", "--noise-multiplier", "1"],
+            "(0, 1]",
+        ),
+    ] {
+        let mut c = fedser(tmp.path());
+        c.args([
+            "simulate",
+            "--out",
+            tmp.path().join("bad").to_str().unwrap(),
+        ])
+        .args(["--synthetic-speakers", "6", "--synthetic-per-emotion", "1"])
+        .args(["--dp", "central"]);
+        let stderr = c
+            .args(&extra)
+            .assert()
+            .failure()
+            .get_output()
+            .stderr
+            .clone();
+        assert_stderr(&stderr, needle);
+    }
+    let unreachable = fedser(tmp.path())
+        .args(["privacy", "noise", "--target-epsilon", "1e-9", "--q", "1"])
+        .args(["--rounds", "1000", "--delta", "1e-5"])
+        .assert()
+        .failure();
+    assert_stderr(&unreachable.get_output().stderr, "1000");
+}

@@ -244,7 +244,13 @@ pub fn train(
         let mut agg = Vec::with_capacity(reps);
         for _ in 0..reps {
             let started = Instant::now();
-            let _ = fedser_fl::Strategy::aggregate_fit(&mut strategy, 1, &params, &updates)?;
+            let _ = fedser_fl::Strategy::aggregate_fit(
+                &mut strategy,
+                1,
+                &params,
+                &updates,
+                &mut fedser_fl::ServerPipeline::new(),
+            )?;
             agg.push(started.elapsed().as_secs_f64() * 1e3);
         }
         rows.push(serde_json::json!({

@@ -7,6 +7,7 @@ mod evaluate;
 mod features;
 mod mfcc;
 mod predict;
+mod privacy;
 mod simulate;
 mod synth;
 mod train;
@@ -35,6 +36,7 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(cmd) => simulate::demo(cmd, quiet),
+        Command::Privacy(cmd) => privacy::run(cmd.what),
         Command::Bench(cmd) => match cmd.what {
             BenchWhat::Mfcc {
                 dir,

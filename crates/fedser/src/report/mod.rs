@@ -232,6 +232,7 @@ mod tests {
             bytes_down: 4_000_000,
             bytes_up: 3_000_000,
             stages: BTreeMap::new(),
+            stage_records: BTreeMap::new(),
             selected_by_rule: None,
             fit_seconds: 1.0,
             eval_seconds: 0.5,

@@ -28,6 +28,41 @@ pub struct RunConfig {
     pub federation: FederationConfig,
     pub simulation: SimulationConfig,
     pub features: FrontEndConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// Client-level differential privacy (DP-FedAvg) and the sampling it assumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// `central` or `local`; left out: no DP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp: Option<fedser_privacy::DpMode>,
+    pub clip: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_multiplier: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_epsilon: Option<f64>,
+    pub delta: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptive_clip: Option<f64>,
+    /// `poisson:Q`, `fixed`, or left out (Poisson with Q = fraction under DP, else fixed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<String>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            dp: None,
+            clip: 1.0,
+            noise_multiplier: None,
+            target_epsilon: None,
+            delta: 1e-5,
+            adaptive_clip: None,
+            sampling: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +151,7 @@ impl Default for RunConfig {
             federation: FederationConfig::default(),
             simulation: SimulationConfig::default(),
             features: FrontEndConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -262,6 +298,25 @@ impl RunConfig {
             self.simulation.workers = f.workers;
         }
         set!(self.simulation.dropout, f.client_dropout);
+        if f.dp.is_some() {
+            self.privacy.dp = f.dp;
+        }
+        set!(self.privacy.clip, f.clip);
+        if f.noise_multiplier.is_some() {
+            self.privacy.noise_multiplier = f.noise_multiplier;
+            self.privacy.target_epsilon = None;
+        }
+        if f.target_epsilon.is_some() {
+            self.privacy.target_epsilon = f.target_epsilon;
+            self.privacy.noise_multiplier = None;
+        }
+        set!(self.privacy.delta, f.delta);
+        if f.adaptive_clip.is_some() {
+            self.privacy.adaptive_clip = f.adaptive_clip;
+        }
+        if f.sampling.is_some() {
+            self.privacy.sampling = f.sampling.clone();
+        }
         set!(self.simulation.straggler, f.straggler);
     }
 
@@ -270,6 +325,7 @@ impl RunConfig {
         self.strategy()?;
         self.partition()?;
         self.model_spec()?;
+        self.validate_privacy()?;
         if self.simulation.workers == Some(0) {
             bail!("workers must be at least 1 (leave it out for one per core)");
         }
@@ -308,6 +364,59 @@ impl RunConfig {
             .map_err(anyhow::Error::msg)?;
         if self.corpus.kind != CorpusKind::Synthetic && self.corpus.data.is_none() {
             bail!("--data is needed for the {:?} corpus", self.corpus.kind);
+        }
+        Ok(())
+    }
+
+    /// Poisson sampling rate, if rounds sample that way: `poisson:Q`, or under DP unless
+    /// `fixed` was asked for (Q = the fit fraction).
+    pub fn sampling_rate(&self) -> Option<f64> {
+        match self.privacy.sampling.as_deref() {
+            Some("fixed") => None,
+            Some(s) => s.strip_prefix("poisson:").and_then(|q| q.parse().ok()),
+            None => self
+                .privacy
+                .dp
+                .is_some()
+                .then_some(self.federation.fraction_fit),
+        }
+    }
+
+    /// Checks the privacy settings (before any data is loaded).
+    fn validate_privacy(&self) -> Result<()> {
+        let p = &self.privacy;
+        match p.sampling.as_deref() {
+            None | Some("fixed") => {}
+            Some(s) => {
+                let q = s
+                    .strip_prefix("poisson:")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .with_context(|| format!("sampling {s:?}: expected poisson:Q or fixed"))?;
+                if !(q > 0.0 && q <= 1.0) {
+                    bail!("sampling rate q = {q} must be in (0, 1]");
+                }
+            }
+        }
+        if p.dp.is_none() {
+            return Ok(());
+        }
+        if p.noise_multiplier.is_none() && p.target_epsilon.is_none() {
+            bail!("--dp needs --noise-multiplier Z or --target-epsilon E");
+        }
+        let rule = self.strategy()?.rule;
+        if rule != fedser_fl::Rule::Mean {
+            bail!(
+                "--dp cannot be combined with {}: it reads individual updates, so one client's \
+                 influence on the model is not bounded by clip / (q N) and the privacy \
+                 accounting would not hold (use fedavg, fedprox, fedadam, fedyogi or fedadagrad)",
+                self.federation.strategy
+            );
+        }
+        if p.sampling.as_deref() == Some("fixed") {
+            tracing::warn!(
+                "DP with fixed-size sampling: the accountant assumes Poisson sampling, so the \
+                 epsilon it reports does not hold for this run"
+            );
         }
         Ok(())
     }

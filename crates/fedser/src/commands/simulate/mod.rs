@@ -18,9 +18,14 @@ use fedser_fl::driver::{self, RoundHook};
 use fedser_fl::run_dir::{Fingerprint, RunDir};
 use fedser_fl::simulation::Progress;
 use fedser_fl::strategy::LocalTraining;
-use fedser_fl::{ClientPipeline, FedStrategy, RoundRecord, Sampling, Server, Simulation, Strategy};
+use fedser_fl::{
+    ClientPipeline, FedStrategy, RoundRecord, Sampling, Server, ServerPipeline, Simulation,
+    Strategy,
+};
 use fedser_model::model::train_device;
 use fedser_model::{EmotionModel, ModelSpec, TrainConfig};
+use fedser_privacy::dp::AdaptiveSettings;
+use fedser_privacy::{DpClientStage, DpMode, DpServerStage, DpSettings};
 
 use self::config::RunConfig;
 use crate::cli::{DemoCmd, SimulateCmd};
@@ -238,12 +243,14 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
     let strategy = build_strategy(&cfg, initial.statistic_names())?;
     write_run_info(&run, &cfg, &prepared, &initial, &strategy, start)?;
 
+    let (server_pipeline, client_pipeline) = privacy_pipelines(&cfg, prepared.clients.len())?;
     let mut server = Server::new(
         strategy,
         initial.params()?,
         (0..prepared.clients.len()).collect(),
         cfg.federation.min_fit_results,
-    );
+    )
+    .with_pipeline(server_pipeline);
     let (first_round, _extra) = driver::resume(&run, &mut server)?;
     if start == Start::Resume {
         eprintln!("resuming {} after round {}", dir.display(), first_round - 1);
@@ -290,12 +297,8 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
             bar.set_message(format!("rounds (clients this round: {n})"));
         }
     };
-    let mut sim = Simulation::new(
-        &factory,
-        cfg.fl_simulation(cfg.workers()),
-        ClientPipeline::new(),
-    )
-    .on_progress(&on_progress);
+    let mut sim = Simulation::new(&factory, cfg.fl_simulation(cfg.workers()), client_pipeline)
+        .on_progress(&on_progress);
     let test = &prepared.test;
     let mut central = |params: &ParamSet| -> Result<fedser_fl::EvalOutcome, String> {
         let model = model_with(&spec, params).map_err(|e| e.to_string())?;
@@ -312,7 +315,9 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
         &mut hook,
     )?;
     hook.bar.finish_and_clear();
-    if let Some(last) = ran.last()
+    if let Some(reason) = &ran.refused {
+        eprintln!("{reason}");
+    } else if let Some(last) = ran.records.last()
         && last.round < rounds
     {
         eprintln!(
@@ -325,6 +330,56 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
     finish(&run, opts, test.is_empty(), started)
 }
 
+/// The DP stages on both sides when the run asks for DP, else empty pipelines.
+fn privacy_pipelines(cfg: &RunConfig, clients: usize) -> Result<(ServerPipeline, ClientPipeline)> {
+    let p = &cfg.privacy;
+    let Some(mode) = p.dp else {
+        return Ok((ServerPipeline::new(), ClientPipeline::new()));
+    };
+    let poisson = cfg.sampling_rate();
+    let q = poisson.unwrap_or(cfg.federation.fraction_fit);
+    let z = match (p.noise_multiplier, p.target_epsilon) {
+        (Some(z), _) => z,
+        (None, Some(target)) => {
+            let accounted_q = if mode == DpMode::Central { q } else { 1.0 };
+            let z = fedser_privacy::noise_multiplier_for(
+                target,
+                accounted_q,
+                u64::from(cfg.federation.rounds),
+                p.delta,
+                fedser_privacy::accountant::DEFAULT_MAX_NOISE_MULTIPLIER,
+            )?;
+            eprintln!(
+                "noise multiplier {z:.4} keeps epsilon within {target} after {} rounds \
+                 (q = {accounted_q}, delta = {})",
+                cfg.federation.rounds, p.delta
+            );
+            z
+        }
+        (None, None) => bail!("--dp needs --noise-multiplier or --target-epsilon"),
+    };
+    let settings = DpSettings {
+        mode,
+        clip: p.clip,
+        noise_multiplier: z,
+        delta: p.delta,
+        sampling_rate: q,
+        clients,
+        adaptive: p.adaptive_clip.map(|quantile| AdaptiveSettings {
+            quantile,
+            learning_rate: fedser_privacy::adaptive::DEFAULT_LEARNING_RATE,
+        }),
+        target_epsilon: p.target_epsilon,
+        poisson: poisson.is_some(),
+        seed: cfg.seed,
+    };
+    let stage = DpServerStage::new(settings)?;
+    Ok((
+        ServerPipeline::new().with_stage(Box::new(stage)),
+        ClientPipeline::new().with_stage(Box::new(DpClientStage)),
+    ))
+}
+
 fn build_strategy(cfg: &RunConfig, statistics: Vec<String>) -> Result<FedStrategy> {
     Ok(FedStrategy::new(
         cfg.strategy()?,
@@ -333,6 +388,7 @@ fn build_strategy(cfg: &RunConfig, statistics: Vec<String>) -> Result<FedStrateg
             min_fit_clients: cfg.federation.min_fit_clients,
             fraction_evaluate: cfg.federation.fraction_evaluate,
             min_evaluate_clients: cfg.federation.min_evaluate_clients,
+            poisson: cfg.sampling_rate(),
         },
         LocalTraining {
             epochs: cfg.local.epochs,
@@ -468,6 +524,13 @@ fn round_line(r: &RoundRecord, rounds: u32, clients: usize) -> String {
     }
     if let Some(l) = r.train_loss {
         line += &format!("  loss {l:.3}");
+    }
+    if let Some(p) = r.stage_records.get("privacy") {
+        line += &format!(
+            "  eps {:.3}  clip {:.3}",
+            p["epsilon"].as_f64().unwrap_or(f64::NAN),
+            p["clip"].as_f64().unwrap_or(f64::NAN)
+        );
     }
     line += &format!(
         "  {}/{} updates of {clients} clients  {:.1} s",
