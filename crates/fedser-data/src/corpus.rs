@@ -170,6 +170,8 @@ pub enum CorpusError {
     },
     #[error("invalid synthetic corpus settings: {0}")]
     Synthetic(String),
+    #[error("the {0} corpus needs --data DIR (the folder it was unpacked to)")]
+    NeedsData(String),
 }
 
 pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CorpusError + '_ {

@@ -183,7 +183,11 @@ impl EmotionModel {
             path: path.to_owned(),
             reason,
         };
-        let (params, meta) = ParamSet::load(path).map_err(|e| fail(e.to_string()))?;
+        // ParamSet's error already names the file.
+        let (params, meta) = ParamSet::load(path).map_err(|e| match e {
+            fedser_core::ParamError::File { reason, .. } => fail(reason),
+            other => fail(other.to_string()),
+        })?;
         if meta.get(META_FORMAT).map(String::as_str) != Some(FORMAT) {
             return Err(fail(
                 "not a fedser model file (no fedser.format metadata)".into(),

@@ -115,6 +115,34 @@ fn bad_input_and_bad_settings_fail_with_a_named_cause() {
         err.contains("junk.wav") && err.contains("not a recognised audio format"),
         "{err}"
     );
+    // Said once: what, where, never repeated down the cause chain.
+    assert_eq!(
+        err.matches("not a recognised audio format").count(),
+        1,
+        "{err}"
+    );
+    let missing = dir.path().join("absent.safetensors");
+    let out = fedser()
+        .args(["evaluate", "--model", missing.to_str().unwrap()])
+        .assert()
+        .failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(err.matches("absent.safetensors").count(), 1, "{err}");
+    let out = fedser()
+        .args(["mfcc", missing.with_extension("wav").to_str().unwrap()])
+        .assert()
+        .failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    let out = fedser()
+        .args(["corpus", "--corpus", "ravdess"])
+        .assert()
+        .failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        err.contains("needs --data DIR") && !err.contains(".:"),
+        "{err}"
+    );
 
     let wav = synth(dir.path(), "s.wav", 0.5, 16000, 3);
     let out = fedser()

@@ -59,10 +59,7 @@ pub fn load(
     opts: &LoadOptions,
 ) -> Result<Corpus, CorpusError> {
     let need = |data: Option<&Path>| -> Result<std::path::PathBuf, CorpusError> {
-        let path = data.ok_or_else(|| CorpusError::Layout {
-            path: ".".into(),
-            reason: format!("the {kind:?} corpus needs --data DIR"),
-        })?;
+        let path = data.ok_or_else(|| CorpusError::NeedsData(format!("{kind:?}")))?;
         if !path.exists() {
             return Err(CorpusError::Io {
                 path: path.to_owned(),
