@@ -6,6 +6,9 @@
 //! it, report what it did for the round's metrics, and keep state across a restart.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use fedser_core::{ParamSet, ParamTensor};
 
 use crate::client::{ConfigMap, Update};
 
@@ -69,6 +72,12 @@ impl ServerPipeline {
     /// Appends a stage.
     pub fn with_stage(mut self, stage: Box<dyn ServerStage>) -> Self {
         self.stages.push(stage);
+        self
+    }
+
+    /// This pipeline followed by the stages of `next`.
+    pub fn then(mut self, next: ServerPipeline) -> Self {
+        self.stages.extend(next.stages);
         self
     }
 
@@ -151,6 +160,63 @@ impl ServerPipeline {
                     .map_err(|e| format!("{} state: {e}", s.name()))?;
             }
         }
+        Ok(())
+    }
+}
+
+/// Keeps what the server saw: every accepted update of every round, as it arrived, in
+/// `DIR/round-NNNN.safetensors` (one flat tensor `client-NNNNN` per update; the example counts
+/// as metadata). This is the attacker's view that `fedser attack` measures; it must come
+/// first in the pipeline, before any stage changes the updates. Off unless asked for.
+pub struct RecordUpdates {
+    pub dir: PathBuf,
+}
+
+/// Metadata key of the example counts in a recorded round.
+pub const RECORDED_EXAMPLES: &str = "fedser.examples";
+
+impl RecordUpdates {
+    /// The file of `round`'s updates.
+    pub fn round_file(dir: &std::path::Path, round: u32) -> PathBuf {
+        dir.join(format!("round-{round:04}.safetensors"))
+    }
+}
+
+impl ServerStage for RecordUpdates {
+    fn name(&self) -> &str {
+        "attacker_view"
+    }
+
+    fn before(
+        &mut self,
+        round: u32,
+        updates: &[Update],
+        flats: &mut [Vec<f32>],
+        _weights: &mut [f64],
+    ) -> Result<(), String> {
+        let mut set = ParamSet::new();
+        let mut examples = BTreeMap::new();
+        for (u, flat) in updates.iter().zip(flats.iter()) {
+            let t = ParamTensor::new(vec![flat.len()], flat.clone()).map_err(|e| e.to_string())?;
+            set.push(format!("client-{:05}", u.client), t)
+                .map_err(|e| e.to_string())?;
+            examples.insert(u.client, u.examples);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let meta = BTreeMap::from([(
+            RECORDED_EXAMPLES.to_string(),
+            serde_json::to_string(&examples).unwrap_or_default(),
+        )]);
+        set.save(&Self::round_file(&self.dir, round), &meta)
+            .map_err(|e| e.to_string())
+    }
+
+    fn after(
+        &mut self,
+        _round: u32,
+        _delta: &mut [f32],
+        _contributors: usize,
+    ) -> Result<(), String> {
         Ok(())
     }
 }

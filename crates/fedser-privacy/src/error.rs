@@ -71,4 +71,6 @@ pub enum PrivacyError {
         2.0 * count_noise_std
     )]
     NoBudgetLeft { z: f64, count_noise_std: f64 },
+    #[error("attack: {0}")]
+    Attack(String),
 }

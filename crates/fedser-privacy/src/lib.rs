@@ -11,6 +11,7 @@
 
 pub mod accountant;
 pub mod adaptive;
+pub mod attack;
 pub mod clip;
 pub mod dp;
 pub mod error;

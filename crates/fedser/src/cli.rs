@@ -49,6 +49,43 @@ pub enum Command {
     /// Differential-privacy accounting without training (RDP of the Poisson-subsampled
     /// Gaussian, Opacus' orders).
     Privacy(PrivacyCmd),
+    /// Attacks on a run, as its server could mount them: gender inference from updates,
+    /// speaker membership on the final model.
+    Attack(AttackCmd),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum AttackKind {
+    /// Infer each client's sex from its recorded updates (needs --record-updates).
+    Gender,
+    /// Tell whether a speaker trained the final global model.
+    Membership,
+}
+
+#[derive(Args)]
+pub struct AttackCmd {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    #[arg(long, value_enum)]
+    pub kind: AttackKind,
+    /// The corpus of the attacker's own speakers (speakers of the run's clients are left out).
+    #[arg(long)]
+    pub shadow_corpus: fedser_data::loaders::CorpusKind,
+    #[arg(long)]
+    pub shadow_data: Option<PathBuf>,
+    /// Gender: the tensor whose update the classifier reads (default: the first weight
+    /// matrix).
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Gender: rounds of shadow updates pooled to train the classifier of a round.
+    #[arg(long, default_value_t = 3)]
+    pub window: usize,
+    /// Feature cache folder (default: the user's cache folder).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -242,6 +279,10 @@ pub struct SimulateCmd {
     /// DP: delta of the (epsilon, delta) guarantee (default 1e-5).
     #[arg(long)]
     pub delta: Option<f64>,
+    /// Keep every update the server sees under RUN_DIR/attacker/ (the attacker's view, for
+    /// `fedser attack`). Off by default.
+    #[arg(long)]
+    pub record_updates: bool,
     /// DP: adaptive clipping towards this quantile of the update norms (Andrew et al. 2021).
     #[arg(long)]
     pub adaptive_clip: Option<f64>,

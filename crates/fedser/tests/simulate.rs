@@ -490,3 +490,57 @@ fn a_dp_run_records_its_privacy_every_round_and_resumes_on_the_same_epsilon_curv
         .failure();
     assert_stderr(&unreachable.get_output().stderr, "1000");
 }
+
+#[test]
+fn attacks_measure_a_recorded_run_and_say_what_they_need() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    small_run(&mut fedser(tmp.path()), &out)
+        .args(["--no-report", "--record-updates"])
+        .assert()
+        .success();
+    assert!(out.join("attacker/round-0004.safetensors").is_file());
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(
+        run_json["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["gender"].is_string() && c["speakers"].as_array().unwrap().len() == 1),
+        "{run_json}"
+    );
+    let gender = fedser(tmp.path())
+        .args(["attack", out.to_str().unwrap(), "--kind", "gender"])
+        .args(["--shadow-corpus", "synthetic", "--json"])
+        .assert()
+        .success();
+    let g: serde_json::Value = serde_json::from_slice(&gender.get_output().stdout).unwrap();
+    let u = g["uar"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&u), "{g}");
+    assert_eq!(g["rounds"], 4);
+    assert_eq!(g["clients"], 6);
+    assert_eq!(g["shadow_speakers"], 2, "the two held-out speakers: {g}");
+    assert!(out.join("attacks/gender.json").is_file());
+    let member = fedser(tmp.path())
+        .args(["attack", out.to_str().unwrap(), "--kind", "membership"])
+        .args(["--shadow-corpus", "synthetic", "--json"])
+        .assert()
+        .success();
+    let m: serde_json::Value = serde_json::from_slice(&member.get_output().stdout).unwrap();
+    assert!((0.0..=1.0).contains(&m["auc"].as_f64().unwrap()), "{m}");
+    assert_eq!(m["members"], 6);
+
+    // A run that did not record what the server saw cannot be attacked from updates.
+    let plain = tmp.path().join("plain");
+    small_run(&mut fedser(tmp.path()), &plain)
+        .args(["--no-report", "--stop-after", "1"])
+        .assert()
+        .success();
+    let refused = fedser(tmp.path())
+        .args(["attack", plain.to_str().unwrap(), "--kind", "gender"])
+        .args(["--shadow-corpus", "synthetic"])
+        .assert()
+        .failure();
+    assert_stderr(&refused.get_output().stderr, "--record-updates");
+}

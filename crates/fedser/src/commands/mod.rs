@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod attack;
 mod bench;
 pub(crate) mod corpus;
 mod dataset;
@@ -8,7 +9,7 @@ mod features;
 mod mfcc;
 mod predict;
 mod privacy;
-mod simulate;
+pub(crate) mod simulate;
 mod synth;
 mod train;
 
@@ -37,6 +38,7 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
         }
         Command::Demo(cmd) => simulate::demo(cmd, quiet),
         Command::Privacy(cmd) => privacy::run(cmd.what),
+        Command::Attack(cmd) => attack::run(cmd, quiet),
         Command::Bench(cmd) => match cmd.what {
             BenchWhat::Mfcc {
                 dir,

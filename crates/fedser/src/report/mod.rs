@@ -56,6 +56,13 @@ pub struct ClientInfo {
     pub train: usize,
     /// Validation utterances the client holds.
     pub val: usize,
+    /// The speakers whose recordings the client holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speakers: Vec<String>,
+    /// The client's sex where all its speakers share one (the ground truth an attribute
+    /// attack is scored against).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<fedser_data::Gender>,
 }
 
 /// The recording shown as a waveform.
@@ -251,6 +258,8 @@ mod tests {
             clients: (0..3)
                 .map(|id| ClientInfo {
                     id,
+                    speakers: Vec::new(),
+                    gender: None,
                     name: if id == 1 {
                         "<script>".into()
                     } else {

@@ -49,6 +49,8 @@ pub struct PrivacyConfig {
     /// `poisson:Q`, `fixed`, or left out (Poisson with Q = fraction under DP, else fixed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling: Option<String>,
+    /// Keep what the server sees under `attacker/` (does not change results).
+    pub record_updates: bool,
 }
 
 impl Default for PrivacyConfig {
@@ -61,6 +63,7 @@ impl Default for PrivacyConfig {
             delta: 1e-5,
             adaptive_clip: None,
             sampling: None,
+            record_updates: false,
         }
     }
 }
@@ -317,6 +320,7 @@ impl RunConfig {
         if f.sampling.is_some() {
             self.privacy.sampling = f.sampling.clone();
         }
+        self.privacy.record_updates |= f.record_updates;
         set!(self.simulation.straggler, f.straggler);
     }
 

@@ -95,11 +95,17 @@ pub fn prepare(cfg: &RunConfig, mut data: dataset::Featured, run_dir: &Path) -> 
                 val: held(&val),
             },
         )?;
+        let utts = &data.corpus.utterances;
+        let speakers = dataset::speakers(&data.corpus, &client.indices);
+        let first = client.indices.first().and_then(|&i| utts[i].gender);
+        let gender = first.filter(|g| client.indices.iter().all(|&i| utts[i].gender == Some(*g)));
         infos.push(ClientInfo {
             id,
             name: client.name.clone(),
             train: fit.len(),
             val: val.len(),
+            speakers,
+            gender,
         });
     }
     // The held-out speakers are new speakers: each normalised with their own statistics.

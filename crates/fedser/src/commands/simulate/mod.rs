@@ -2,8 +2,8 @@
 //! directory (config.toml, run.json, metrics.jsonl, global.safetensors, checkpoints/,
 //! clients/, report.html) that `--resume` can continue.
 
-mod config;
-mod data;
+pub(crate) mod config;
+pub(crate) mod data;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use fedser_client::store::StoredClients;
 use fedser_client::{ModelMeta, evaluate_examples, model_with};
 use fedser_core::{Metrics, ParamSet};
 use fedser_fl::driver::{self, RoundHook};
+use fedser_fl::pipeline::RecordUpdates;
 use fedser_fl::run_dir::{Fingerprint, RunDir};
 use fedser_fl::simulation::Progress;
 use fedser_fl::strategy::LocalTraining;
@@ -156,7 +157,12 @@ fn free_beside(path: &Path) -> PathBuf {
 }
 
 /// Settings a resumed run may change (recorded as events); all others define the experiment.
-const MAY_CHANGE: [&str; 3] = ["name", "federation.rounds", "simulation.workers"];
+const MAY_CHANGE: [&str; 4] = [
+    "name",
+    "federation.rounds",
+    "simulation.workers",
+    "privacy.record_updates",
+];
 
 /// The fingerprint of what defines this experiment: every setting plus the corpus content.
 fn fingerprint(cfg: &RunConfig, corpus: &fedser_data::Corpus) -> Result<Fingerprint> {
@@ -243,7 +249,15 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
     let strategy = build_strategy(&cfg, initial.statistic_names())?;
     write_run_info(&run, &cfg, &prepared, &initial, &strategy, start)?;
 
-    let (server_pipeline, client_pipeline) = privacy_pipelines(&cfg, prepared.clients.len())?;
+    let (mut server_pipeline, client_pipeline) = privacy_pipelines(&cfg, prepared.clients.len())?;
+    if cfg.privacy.record_updates {
+        // First, so it keeps the updates as they arrived, before any stage changes them.
+        server_pipeline = ServerPipeline::new()
+            .with_stage(Box::new(RecordUpdates {
+                dir: dir.join("attacker"),
+            }))
+            .then(server_pipeline);
+    }
     let mut server = Server::new(
         strategy,
         initial.params()?,
