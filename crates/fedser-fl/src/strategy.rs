@@ -320,6 +320,28 @@ impl FedStrategy {
 /// statistic `<p>running_var` with a `<p>running_mean` beside it, adds the weighted spread of
 /// the clients' means to the aggregated variance (`delta`, the weighted mean of `updates`;
 /// the global model cancels out of the spread).
+/// What a running variance that fell to zero or below is replaced with.
+pub const MIN_RUNNING_VAR: f32 = 1e-4;
+
+/// Keeps batch-norm running variances positive: an aggregate with noise added (differential
+/// privacy) can push one to zero or below, and the model would then compute NaN. Changing the
+/// released values afterwards is post-processing, which costs no privacy. Positive variances
+/// (every aggregate without noise) are left exactly as they are.
+fn floor_variances(global: &ParamSet, statistics: &HashSet<String>, values: &mut [f32]) {
+    let mut at = 0;
+    for (name, t) in global.iter() {
+        let n = t.data.len();
+        if name.ends_with("running_var") && statistics.contains(name) {
+            for v in &mut values[at..at + n] {
+                if v.is_nan() || *v <= 0.0 {
+                    *v = MIN_RUNNING_VAR;
+                }
+            }
+        }
+        at += n;
+    }
+}
+
 fn pool_variances(
     global: &ParamSet,
     statistics: &HashSet<String>,
@@ -471,6 +493,7 @@ impl Strategy for FedStrategy {
         self.spec
             .server_optimizer
             .apply(&mut self.state, &mut values, &delta, &adaptive);
+        floor_variances(global, &self.statistics, &mut values);
         let next = flat::unflatten(global, &values)
             .map_err(|e| AggregateError::Parameter(e.to_string()))?;
         Ok((next, report))
@@ -703,10 +726,25 @@ mod tests {
             LocalTraining::default(),
             1,
         )
-        .with_statistics(names)
+        .with_statistics(names.clone())
         .aggregate_fit(1, &global, &ups, &mut ServerPipeline::new())
         .unwrap();
         assert!((next.get("bn.running_mean").unwrap().data[0] - 1.0).abs() < 1e-6);
+        // An aggregate pushed below zero (noise, a bad client) keeps a positive variance.
+        let down = [Update {
+            delta: layout(0.0, -5.0),
+            ..update(0, &[0.0], 1)
+        }];
+        let (next, _) = FedStrategy::new(
+            StrategySpec::fedavg(),
+            Sampling::default(),
+            LocalTraining::default(),
+            1,
+        )
+        .with_statistics(names)
+        .aggregate_fit(1, &global, &down, &mut ServerPipeline::new())
+        .unwrap();
+        assert_eq!(next.get("bn.running_var").unwrap().data[0], MIN_RUNNING_VAR);
     }
 
     #[test]

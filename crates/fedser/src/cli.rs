@@ -171,6 +171,9 @@ pub struct SimulateCmd {
     /// speaker, speaker:K, iid:N or dirichlet:ALPHA[:N].
     #[arg(long)]
     pub partition: Option<String>,
+    /// Only these speakers of the corpus take part (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub speakers: Vec<String>,
     /// Held-out speakers for central evaluation (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub test_speakers: Vec<String>,

@@ -22,7 +22,27 @@ pub fn load(
     cache: Option<&Path>,
     quiet: bool,
 ) -> Result<Featured> {
-    let corpus = loaders::load(args.corpus, args.data.as_deref(), &args.load_options())?;
+    load_speakers(args, &[], front, cache, quiet)
+}
+
+/// [`load`] restricted to `speakers` (all when empty; an unknown name is an error).
+pub fn load_speakers(
+    args: &CorpusArgs,
+    speakers: &[String],
+    front: &FrontEndConfig,
+    cache: Option<&Path>,
+    quiet: bool,
+) -> Result<Featured> {
+    let mut corpus = loaders::load(args.corpus, args.data.as_deref(), &args.load_options())?;
+    if !speakers.is_empty() {
+        if let Some(s) = speakers
+            .iter()
+            .find(|s| !corpus.utterances.iter().any(|u| &u.speaker == *s))
+        {
+            anyhow::bail!("speaker {s:?} is not in the {} corpus", corpus.name);
+        }
+        corpus.utterances.retain(|u| speakers.contains(&u.speaker));
+    }
     let cache = cache
         .map(FeatureCache::open)
         .transpose()

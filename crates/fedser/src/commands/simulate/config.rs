@@ -79,6 +79,9 @@ pub struct CorpusConfig {
     pub iemocap_keep_excited_apart: bool,
     pub synthetic_speakers: usize,
     pub synthetic_per_emotion: usize,
+    /// Only these speakers take part (empty: all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub speakers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +172,7 @@ impl Default for CorpusConfig {
             iemocap_keep_excited_apart: false,
             synthetic_speakers: 24,
             synthetic_per_emotion: 8,
+            speakers: Vec::new(),
         }
     }
 }
@@ -268,6 +272,9 @@ impl RunConfig {
         self.corpus.crema_voice_labels |= f.crema_voice_labels;
         self.corpus.iemocap_improvised_only |= f.iemocap_improvised_only;
         self.corpus.iemocap_keep_excited_apart |= f.iemocap_keep_excited_apart;
+        if !f.speakers.is_empty() {
+            self.corpus.speakers = f.speakers.clone();
+        }
         set!(self.split.partition, f.partition);
         if !f.test_speakers.is_empty() {
             self.split.test_speakers = f.test_speakers.clone();

@@ -42,7 +42,13 @@ pub fn default_cache() -> Option<PathBuf> {
 
 /// The corpus with its features, as the configuration describes it.
 pub fn load(cfg: &RunConfig, cache: Option<&Path>, quiet: bool) -> Result<dataset::Featured> {
-    dataset::load(&cfg.corpus_args(), &cfg.features, cache, quiet)
+    dataset::load_speakers(
+        &cfg.corpus_args(),
+        &cfg.corpus.speakers,
+        &cfg.features,
+        cache,
+        quiet,
+    )
 }
 
 /// Splits off the test speakers, partitions the rest into clients and writes each client's
