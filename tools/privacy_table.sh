@@ -48,10 +48,10 @@ import json, os, statistics, sys
 root, arch = sys.argv[1], sys.argv[2]
 def ms(v):
     return f"{statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" if v else "-"
-print(f"| {arch} defence | epsilon (delta 1e-3) | task UA | gender attack UAR | membership AUC | seeds |")
-print("|---|---|---|---|---|---|")
+print(f"| {arch} defence | epsilon (delta 1e-3) | task UA | gender attack UAR | membership AUC (loss) | membership AUC (LiRA) | seeds |")
+print("|---|---|---|---|---|---|---|")
 for name in sorted(os.listdir(root), key=lambda n: (n != "none", n.split("=")[0], -float(n.split("=")[-1]) if "=" in n else 0)):
-    ua, uar, auc, eps = [], [], [], []
+    ua, uar, auc, lira, eps = [], [], [], [], []
     for seed in sorted(os.listdir(os.path.join(root, name))):
         d = os.path.join(root, name, seed)
         rounds = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl"))]
@@ -59,8 +59,11 @@ for name in sorted(os.listdir(root), key=lambda n: (n != "none", n.split("=")[0]
         if "privacy" in rounds[-1]:
             eps.append(rounds[-1]["privacy"]["epsilon"])
         uar.append(json.load(open(os.path.join(d, "attacks", "gender.json")))["uar"])
-        auc.append(json.load(open(os.path.join(d, "attacks", "membership.json")))["auc"])
+        m = json.load(open(os.path.join(d, "attacks", "membership.json")))
+        auc.append(m["auc"])
+        if m.get("lira", {}).get("auc") is not None:
+            lira.append(m["lira"]["auc"])
     e = f"{statistics.mean(eps):.2f}" if eps else "∞"
-    print(f"| {name.replace('_', ' ')} | {e} | {ms(ua)} | {ms(uar)} | {ms(auc)} | {len(ua)} |")
+    print(f"| {name.replace('_', ' ')} | {e} | {ms(ua)} | {ms(uar)} | {ms(auc)} | {ms(lira)} | {len(ua)} |")
 PY
 echo "runs: $out"

@@ -148,6 +148,27 @@ fn solve_spd(mut a: Vec<Vec<f64>>, b: Vec<f64>) -> Option<Vec<f64>> {
     Some(y)
 }
 
+/// The scaled confidence LiRA works with: `log p − log(1 − p)` of the true class's
+/// probability, clamped away from 0 and 1 so it stays finite.
+pub fn scaled_confidence(p_true: f64) -> f64 {
+    let p = p_true.clamp(1e-7, 1.0 - 1e-7);
+    p.ln() - (1.0 - p).ln()
+}
+
+/// Offline LiRA's score (Carlini et al. 2022): how far the target model's confidence on a
+/// candidate lies above what reference models trained *without* the candidate give it, in
+/// standard deviations of those (a Gaussian fitted to the OUT confidences; its sd floored at
+/// 1e-3). `None` without at least two reference values.
+pub fn lira_offline_score(target: f64, out: &[f64]) -> Option<f64> {
+    if out.len() < 2 || !target.is_finite() || out.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let n = out.len() as f64;
+    let mean = out.iter().sum::<f64>() / n;
+    let sd = (out.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    Some((target - mean) / sd.max(1e-3))
+}
+
 /// Unweighted average recall over the classes present in `truth` (chance: 0.5 for two
 /// classes, whatever their balance). `None` when there is nothing to score.
 pub fn uar(truth: &[bool], predicted: &[bool]) -> Option<f64> {
@@ -243,6 +264,18 @@ mod tests {
         assert!(LinearAttack::fit(&xs, &[true; 40], 1.0).is_err());
         assert!(LinearAttack::fit(&[vec![1.0], vec![1.0, 2.0]], &[true, false], 1.0).is_err());
         assert!(LinearAttack::fit(&[vec![f32::NAN], vec![1.0]], &[true, false], 1.0).is_err());
+    }
+
+    #[test]
+    fn lira_scores_how_far_the_target_lies_above_models_without_the_candidate() {
+        assert_eq!(lira_offline_score(3.0, &[1.0, 2.0, 3.0]), Some(2.0));
+        assert_eq!(lira_offline_score(1.0, &[1.0]), None);
+        assert_eq!(lira_offline_score(f64::NAN, &[1.0, 2.0]), None);
+        // Identical references: the floor keeps the score finite.
+        assert_eq!(lira_offline_score(1.0, &[1.0, 1.0]), Some(0.0));
+        assert!(scaled_confidence(1.0).is_finite() && scaled_confidence(0.0).is_finite());
+        assert!(scaled_confidence(0.9) > scaled_confidence(0.5));
+        assert_eq!(scaled_confidence(0.5), 0.0);
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct AttackCmd {
     /// Gender: rounds of shadow updates pooled to train the classifier of a round.
     #[arg(long, default_value_t = 3)]
     pub window: usize,
+    /// Membership: reference models for offline LiRA (0: the loss attack only).
+    #[arg(long, default_value_t = 8)]
+    pub references: usize,
     /// Feature cache folder (default: the user's cache folder).
     #[arg(long)]
     pub cache: Option<PathBuf>,

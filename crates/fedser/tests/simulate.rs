@@ -430,6 +430,14 @@ fn a_dp_run_records_its_privacy_every_round_and_resumes_on_the_same_epsilon_curv
         .success();
     let cli: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(cli["epsilon"].as_f64().unwrap(), last_eps);
+    // The report draws the epsilon curve and states the guarantee.
+    fedser(tmp.path())
+        .args(["report", straight.to_str().unwrap()])
+        .assert()
+        .success();
+    assert!(straight.join("plots/privacy.svg").is_file());
+    let page = std::fs::read_to_string(straight.join("report.html")).unwrap();
+    assert!(page.contains("epsilon after round 4"), "privacy table");
 
     let resumed = tmp.path().join("resumed");
     small_run(&mut fedser(tmp.path()), &resumed)
@@ -530,6 +538,22 @@ fn attacks_measure_a_recorded_run_and_say_what_they_need() {
     let m: serde_json::Value = serde_json::from_slice(&member.get_output().stdout).unwrap();
     assert!((0.0..=1.0).contains(&m["auc"].as_f64().unwrap()), "{m}");
     assert_eq!(m["members"], 6);
+    assert!(
+        m["lira"]["auc"].is_number(),
+        "offline LiRA with reference models: {m}"
+    );
+    // The report shows what the attacks found, with the gender attack's figure.
+    fedser(tmp.path())
+        .args(["report", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("id=\"privacy\"") && page.contains("LiRA AUC"),
+        "privacy section"
+    );
+    assert!(page.contains("no differential privacy"));
+    assert!(out.join("plots/attack_gender.svg").is_file());
 
     // A run that did not record what the server saw cannot be attacked from updates.
     let plain = tmp.path().join("plain");

@@ -2,9 +2,10 @@
 //! from a run. Gender: the server re-trains shadow speakers of known sex from each round's
 //! global model, fits a linear classifier on their updates (Feng et al., Interspeech 2021) and
 //! predicts the sex of every client from the update it recorded (`--record-updates`).
-//! Membership: given a speaker's recordings, did that speaker train the final model? The loss
-//! of the final global model on them is the score (a loss-threshold attack). Results go to
-//! `RUN_DIR/attacks/KIND.json` and a figure beside them.
+//! Membership: given a speaker's recordings, did that speaker train the final model? Scored by
+//! the final model's loss on them (loss threshold) and by offline LiRA (reference models
+//! trained on halves of the shadow speakers, never on the candidate). Results go to
+//! `RUN_DIR/attacks/KIND.json`; `fedser report` shows them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,9 @@ use fedser_fl::run_dir::{RunDir, load_checkpoint, read_metrics};
 use fedser_fl::{ClientPipeline, ConfigValue, FitInstructions, RoundRecord, flat, seed};
 use fedser_model::model::train_device;
 use fedser_model::{EmotionModel, Example, ModelSpec, TrainConfig};
-use fedser_privacy::attack::{LinearAttack, roc_auc, tpr_at_fpr, uar};
+use fedser_privacy::attack::{
+    LinearAttack, lira_offline_score, roc_auc, scaled_confidence, tpr_at_fpr, uar,
+};
 use fedser_privacy::dp::{CLIP_KEY, NOISE_KEY};
 use fedser_privacy::{DpClientStage, DpMode};
 use rayon::prelude::*;
@@ -60,13 +63,17 @@ pub fn run(cmd: AttackCmd, quiet: bool) -> Result<ExitCode> {
     let shadows = shadow_speakers(&cmd, &run, quiet)?;
     let report = match cmd.kind {
         AttackKind::Gender => gender(&cmd, &run, &shadows)?,
-        AttackKind::Membership => membership(&run, &shadows)?,
+        AttackKind::Membership => membership(&run, &shadows, cmd.references)?,
     };
     let dir = run.dir.join("attacks");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = report["kind"].as_str().unwrap_or("attack").to_string();
     let path = dir.join(format!("{name}.json"));
     fedser_fl::run_dir::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    // The report shows attack results: bring an existing one up to date.
+    if run.dir.join("report.html").is_file() {
+        crate::report::write_report(&run.dir)?;
+    }
     if cmd.json {
         println!("{report}");
     } else {
@@ -87,14 +94,25 @@ fn print_report(r: &serde_json::Value) {
             r["shadow_speakers"],
             r["layer"].as_str().unwrap_or("?")
         ),
-        _ => println!(
-            "speaker membership (loss threshold): AUC {:.3} (chance 0.5), TPR at 1% FPR {:.3}; \
-             {} members, {} non-members",
-            r["auc"].as_f64().unwrap_or(f64::NAN),
-            r["tpr_at_1pct_fpr"].as_f64().unwrap_or(f64::NAN),
-            r["members"],
-            r["non_members"]
-        ),
+        _ => {
+            println!(
+                "speaker membership (loss threshold): AUC {:.3} (chance 0.5), TPR at 1% FPR \
+                 {:.3}; {} members, {} non-members",
+                r["auc"].as_f64().unwrap_or(f64::NAN),
+                r["tpr_at_1pct_fpr"].as_f64().unwrap_or(f64::NAN),
+                r["members"],
+                r["non_members"]
+            );
+            if let Some(l) = r.get("lira") {
+                println!(
+                    "speaker membership (offline LiRA, {} reference models): AUC {:.3}, TPR at \
+                     1% FPR {:.3}",
+                    l["reference_models"],
+                    l["auc"].as_f64().unwrap_or(f64::NAN),
+                    l["tpr_at_1pct_fpr"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+        }
     }
 }
 
@@ -376,27 +394,109 @@ fn gender(cmd: &AttackCmd, run: &Run, shadows: &[Shadow]) -> Result<serde_json::
     }))
 }
 
-fn membership(run: &Run, shadows: &[Shadow]) -> Result<serde_json::Value> {
+/// A speaker's mean scaled confidence (LiRA's statistic) under `model`.
+fn confidence(model: &EmotionModel, examples: &[Example]) -> f64 {
+    let probs = fedser_model::predict(model, examples, 64);
+    let total: f64 = examples
+        .iter()
+        .zip(&probs)
+        .map(|(e, p)| scaled_confidence(f64::from(p.get(e.label).copied().unwrap_or(0.0))))
+        .sum();
+    total / examples.len().max(1) as f64
+}
+
+/// Reference models for offline LiRA: each trained centrally, with the run's local settings
+/// for as many epochs as a client trains over the whole run, on a seeded half of the shadow
+/// speakers; returns each model with the shadow speakers it did *not* see.
+fn reference_models(
+    run: &Run,
+    shadows: &[Shadow],
+    count: usize,
+) -> Result<Vec<(EmotionModel, Vec<bool>)>> {
+    let cfg = &run.cfg;
+    (0..count)
+        .into_par_iter()
+        .map(|k| {
+            let s = seed::derive(cfg.seed, 0, k as u64, "lira-reference");
+            // Half of the shadows, chosen by the seed (at least one in, one out).
+            let mut order: Vec<usize> = (0..shadows.len()).collect();
+            order.sort_by_key(|&i| seed::derive(s, 0, i as u64, "lira-half"));
+            let half = (shadows.len() / 2).max(1);
+            let mut inside = vec![false; shadows.len()];
+            order[..half].iter().for_each(|&i| inside[i] = true);
+            let train: Vec<Example> = shadows
+                .iter()
+                .zip(&inside)
+                .filter(|(_, inside)| **inside)
+                .flat_map(|(sh, _)| sh.examples.iter().cloned())
+                .collect();
+            let tc = TrainConfig {
+                epochs: cfg.local.epochs * cfg.federation.rounds as usize,
+                batch_size: cfg.local.batch_size,
+                learning_rate: cfg.local.learning_rate,
+                weight_decay: cfg.local.weight_decay,
+                optimizer: cfg.local.optimizer,
+                class_weights: cfg.local.class_weights,
+                seed: s,
+                ..TrainConfig::default()
+            };
+            let model = EmotionModel::new(run.spec.clone(), s, &train_device())?;
+            let (model, _) = fedser_model::train(model, &train, &[], &tc)?;
+            Ok((model, inside.iter().map(|i| !i).collect()))
+        })
+        .collect()
+}
+
+fn membership(run: &Run, shadows: &[Shadow], references: usize) -> Result<serde_json::Value> {
     let (model, _) = fedser_client::model_file::load(&run.dir)?;
-    let mut members = Vec::new();
+    let mut members: Vec<Vec<Example>> = Vec::new();
     for c in &run.info.clients {
         let data = store::read(&store::client_file(&run.dir, c.id))?;
         let (mut train, val) = data.normalise(&run.norm);
         train.extend(val);
-        members.push(-evaluate_examples(&model, &train).loss);
+        members.push(train);
     }
-    let non_members: Vec<f64> = shadows
-        .iter()
-        .map(|s| -evaluate_examples(&model, &s.examples).loss)
-        .collect();
-    let auc = roc_auc(&members, &non_members).context("no members or no non-members")?;
-    let tpr = tpr_at_fpr(&members, &non_members, 0.01).unwrap_or(f64::NAN);
-    Ok(json!({
+    let loss = |examples: &[Example]| -evaluate_examples(&model, examples).loss;
+    let loss_members: Vec<f64> = members.iter().map(|e| loss(e)).collect();
+    let loss_others: Vec<f64> = shadows.iter().map(|s| loss(&s.examples)).collect();
+    let mut report = json!({
         "kind": "membership",
         "attack": "loss threshold (speaker level: mean loss over the speaker's recordings)",
-        "auc": auc,
-        "tpr_at_1pct_fpr": tpr,
-        "members": members.len(),
-        "non_members": non_members.len(),
-    }))
+        "auc": roc_auc(&loss_members, &loss_others).context("no members or no non-members")?,
+        "tpr_at_1pct_fpr": tpr_at_fpr(&loss_members, &loss_others, 0.01),
+        "members": loss_members.len(),
+        "non_members": loss_others.len(),
+    });
+    if references >= 2 && shadows.len() >= 2 {
+        let refs = reference_models(run, shadows, references)?;
+        // Members were never in a reference model's data: every reference is OUT for them.
+        let lira_members: Vec<f64> = members
+            .iter()
+            .filter_map(|ex| {
+                let out: Vec<f64> = refs.iter().map(|(m, _)| confidence(m, ex)).collect();
+                lira_offline_score(confidence(&model, ex), &out)
+            })
+            .collect();
+        let lira_others: Vec<f64> = shadows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, sh)| {
+                let out: Vec<f64> = refs
+                    .iter()
+                    .filter(|(_, outside)| outside[i])
+                    .map(|(m, _)| confidence(m, &sh.examples))
+                    .collect();
+                lira_offline_score(confidence(&model, &sh.examples), &out)
+            })
+            .collect();
+        report["lira"] = json!({
+            "attack": "offline LiRA (Carlini et al. 2022): Gaussian fit of reference models trained without the candidate",
+            "reference_models": references,
+            "auc": roc_auc(&lira_members, &lira_others),
+            "tpr_at_1pct_fpr": tpr_at_fpr(&lira_members, &lira_others, 0.01),
+            "members": lira_members.len(),
+            "non_members": lira_others.len(),
+        });
+    }
+    Ok(report)
 }

@@ -42,8 +42,9 @@ pub fn draw_all(
     run_dir: &Path,
     info: &RunInfo,
     rounds: &[RoundRecord],
+    attacks: &[serde_json::Value],
 ) -> Result<Vec<Figure>> {
-    let plans: [(&'static str, &'static str, Plan); 6] = [
+    let plans: [(&'static str, &'static str, Plan); 8] = [
         (
             "curves",
             "Accuracy, UA and macro-F1 per round",
@@ -62,6 +63,16 @@ pub fn draw_all(
             emotion_counts(info),
         ),
         ("waveform", "Example recording", waveform(run_dir, info)),
+        (
+            "privacy",
+            "Privacy spent per round (epsilon)",
+            privacy(info, rounds),
+        ),
+        (
+            "attack_gender",
+            "Gender inference from updates, per round",
+            attack_gender(info, attacks),
+        ),
     ];
     plans
         .into_iter()
@@ -216,6 +227,70 @@ fn loss(info: &RunInfo, rounds: &[RoundRecord]) -> Plan {
         y_max: if highest > 0.0 { highest * 1.1 } else { 1.0 },
         legend: SeriesLabelPosition::UpperRight,
         series,
+    };
+    Ok(Box::new(move |path: &Path| line_chart(path, &chart)))
+}
+
+fn privacy(info: &RunInfo, rounds: &[RoundRecord]) -> Plan {
+    let eps = points(rounds, |r| {
+        r.stage_records
+            .get("privacy")
+            .and_then(|p| p["epsilon"].as_f64())
+    });
+    if eps.is_empty() {
+        return Err("this run used no differential privacy".into());
+    }
+    let highest = eps.iter().map(|p| p.1).fold(0.0f64, f64::max);
+    let chart = LineChart {
+        title: format!("{}: epsilon spent", info.name),
+        y_desc: "epsilon",
+        y_max: if highest > 0.0 { highest * 1.1 } else { 1.0 },
+        legend: SeriesLabelPosition::UpperLeft,
+        series: vec![Series {
+            label: "epsilon (RDP accountant)".into(),
+            colour: ORANGE_INK,
+            dashed: false,
+            points: eps,
+        }],
+    };
+    Ok(Box::new(move |path: &Path| line_chart(path, &chart)))
+}
+
+fn attack_gender(info: &RunInfo, attacks: &[serde_json::Value]) -> Plan {
+    let Some(g) = attacks.iter().find(|a| a["kind"] == "gender") else {
+        return Err("no gender attack was run on this run (fedser attack --kind gender)".into());
+    };
+    let per_round: Vec<(f64, f64)> = g["uar_per_round"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| Some((r["round"].as_f64()?, r["uar"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if per_round.is_empty() {
+        return Err("the gender attack recorded no round".into());
+    }
+    let chance = per_round.iter().map(|&(x, _)| (x, 0.5)).collect();
+    let chart = LineChart {
+        title: format!("{}: attack UAR (chance 0.5)", info.name),
+        y_desc: "UAR",
+        y_max: 1.0,
+        legend: SeriesLabelPosition::LowerRight,
+        series: vec![
+            Series {
+                label: "gender attack".into(),
+                colour: BLUE_INK,
+                dashed: false,
+                points: per_round,
+            },
+            Series {
+                label: "chance".into(),
+                colour: RGBColor(120, 120, 120),
+                dashed: true,
+                points: chance,
+            },
+        ],
     };
     Ok(Box::new(move |path: &Path| line_chart(path, &chart)))
 }

@@ -17,6 +17,8 @@ pub struct Page<'a> {
     pub config: Option<&'a str>,
     pub figures: &'a [Figure],
     pub final_eval: Option<FinalEval<'a>>,
+    /// What `fedser attack` found, if it ran.
+    pub attacks: &'a [serde_json::Value],
 }
 
 const STYLE: &str = "
@@ -49,10 +51,12 @@ pub fn page(p: &Page) -> String {
          <h1>{title}</h1>\n<p>Federated speech emotion recognition run, reported by fedser.</p>\n\
          <nav><a href=\"#summary\">Summary</a><a href=\"#figures\">Figures</a>\
          <a href=\"#classes\">Per class</a><a href=\"#rounds\">Rounds</a>\
-         <a href=\"#clients\">Clients</a><a href=\"#config\">Configuration</a></nav>"
+         <a href=\"#privacy\">Privacy</a><a href=\"#clients\">Clients</a>\
+         <a href=\"#config\">Configuration</a></nav>"
     );
     summary(&mut out, p);
     figures(&mut out, p.figures);
+    privacy(&mut out, p);
     per_class(&mut out, p.final_eval);
     rounds(&mut out, p.rounds);
     clients(&mut out, p);
@@ -263,6 +267,67 @@ fn per_class(out: &mut String, fin: Option<FinalEval>) {
         pct(Some(m.macro_f1)),
         pct(Some(m.weighted_f1))
     );
+}
+
+/// Differential privacy as the last round recorded it, and the attacks' results.
+fn privacy(out: &mut String, p: &Page) {
+    out.push_str("<h2 id=\"privacy\">Privacy</h2>\n");
+    let last = p
+        .rounds
+        .iter()
+        .rev()
+        .find_map(|r| r.stage_records.get("privacy").map(|v| (r.round, v)));
+    match last {
+        Some((round, v)) => {
+            let f = |k: &str| num(v[k].as_f64(), 4);
+            let rows = vec![
+                vec!["mode".into(), esc(v["mode"].as_str().unwrap_or("?"))],
+                vec![format!("epsilon after round {round}"), f("epsilon")],
+                vec!["delta".into(), format!("{}", v["delta"])],
+                vec!["clip norm (last round)".into(), f("clip")],
+                vec!["noise standard deviation".into(), f("noise_std")],
+                vec![
+                    "accounting holds (Poisson sampling)".into(),
+                    if v["accounting_holds"] == true { "yes" } else { "no" }.into(),
+                ],
+            ];
+            table(out, &[], &rows);
+        }
+        None => out.push_str(
+            "<p>No differential privacy: updates reached the server as the clients made them.</p>\n",
+        ),
+    }
+    if p.attacks.is_empty() {
+        out.push_str("<p>No attack was run on this run (<code>fedser attack</code>).</p>\n");
+        return;
+    }
+    let rows: Vec<Vec<String>> = p
+        .attacks
+        .iter()
+        .map(|a| {
+            let kind = a["kind"].as_str().unwrap_or("?");
+            let result = match kind {
+                "gender" => format!("UAR {} (chance 0.5)", num(a["uar"].as_f64(), 3)),
+                _ => {
+                    let mut r = format!(
+                        "loss AUC {}, TPR at 1% FPR {}",
+                        num(a["auc"].as_f64(), 3),
+                        num(a["tpr_at_1pct_fpr"].as_f64(), 3)
+                    );
+                    if let Some(l) = a.get("lira") {
+                        r += &format!(
+                            "; LiRA AUC {}, TPR at 1% FPR {}",
+                            num(l["auc"].as_f64(), 3),
+                            num(l["tpr_at_1pct_fpr"].as_f64(), 3)
+                        );
+                    }
+                    r
+                }
+            };
+            vec![esc(kind), esc(&result)]
+        })
+        .collect();
+    table(out, &["attack", "result"], &rows);
 }
 
 fn rounds(out: &mut String, rounds: &[RoundRecord]) {

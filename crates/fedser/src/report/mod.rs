@@ -101,20 +101,43 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     let info = read_run_info(&run_dir.join("run.json"))?;
     let rounds = read_rounds(&run_dir.join("metrics.jsonl"))?;
     let config = read_config(&run_dir.join("config.toml"))?;
+    let attacks = read_attacks(&run_dir.join("attacks"))?;
     let plots = run_dir.join("plots");
     std::fs::create_dir_all(&plots)
         .with_context(|| format!("cannot create {}", plots.display()))?;
-    let figures = figures::draw_all(&plots, run_dir, &info, &rounds)?;
+    let figures = figures::draw_all(&plots, run_dir, &info, &rounds, &attacks)?;
     let page = html::page(&html::Page {
         info: &info,
         rounds: &rounds,
         config: config.as_deref(),
         figures: &figures,
         final_eval: final_eval(&rounds),
+        attacks: &attacks,
     });
     let path = run_dir.join("report.html");
     std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// The results `fedser attack` wrote (none when it was never run).
+fn read_attacks(dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not an attack result", p.display()))
+        })
+        .collect()
 }
 
 fn read_run_info(path: &Path) -> Result<RunInfo> {
