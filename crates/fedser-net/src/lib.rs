@@ -1,0 +1,2 @@
+//! placeholder
+pub mod proto { tonic::include_proto!("fedser.v1"); }
