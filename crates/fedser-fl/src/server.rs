@@ -26,6 +26,12 @@ pub trait Executor {
         tasks: &[(ClientId, FitInstructions)],
     ) -> Vec<(ClientId, Result<Update, ClientFailure>)>;
 
+    /// The clients that can take part in `round`, if the executor knows better than the
+    /// server's list (a network server: the clients connected now). `None`: all of them.
+    fn available(&mut self, _round: u32) -> Option<Vec<ClientId>> {
+        None
+    }
+
     /// Evaluates `global` on each listed client's validation data (`Ok(None)`: it has none).
     fn evaluate(
         &mut self,
@@ -191,7 +197,9 @@ impl<S: Strategy> Server<S> {
         central: Option<&mut CentralEval<'_>>,
     ) -> Result<RoundRecord, String> {
         let started = Instant::now();
-        let mut tasks = self.strategy.configure_fit(round, &self.clients);
+        let available = executor.available(round);
+        let clients = available.as_deref().unwrap_or(&self.clients);
+        let mut tasks = self.strategy.configure_fit(round, clients);
         let config = self.pipeline.configure(round);
         for (_, ins) in &mut tasks {
             ins.config.extend(config.clone());
@@ -290,7 +298,7 @@ impl<S: Strategy> Server<S> {
         }
 
         let eval_started = Instant::now();
-        let eval_clients = self.strategy.configure_evaluate(round, &self.clients);
+        let eval_clients = self.strategy.configure_evaluate(round, clients);
         bytes_down += model_bytes * eval_clients.len() as u64;
         let mut evals = Vec::new();
         let new_global = candidate.as_ref().unwrap_or(&self.global);

@@ -174,7 +174,10 @@ impl Verifier {
                     file_err(path, format!("line {}: not an Ed25519 public key", i + 1))
                 })?;
             if keys.contains(&key) {
-                return Err(file_err(path, format!("line {}: key enrolled twice", i + 1)));
+                return Err(file_err(
+                    path,
+                    format!("line {}: key enrolled twice", i + 1),
+                ));
             }
             keys.push(key);
         }
@@ -239,7 +242,8 @@ impl Verifier {
         // Nonces are remembered for twice the accepted skew: anything older is refused as
         // stale anyway, so the memory stays bounded.
         let horizon = 2 * self.max_skew.as_millis() as u64;
-        self.seen.retain(|_, &mut t| now.saturating_sub(t) <= horizon);
+        self.seen
+            .retain(|_, &mut t| now.saturating_sub(t) <= horizon);
         if self.seen.insert(auth.nonce.clone(), now).is_some() {
             return Err(AuthError::Replay);
         }
@@ -269,31 +273,54 @@ mod tests {
         let (a, b) = (Identity::generate().unwrap(), Identity::generate().unwrap());
         let mut v = verifier(&[&a, &b]);
         let auth = b.sign("submit", "round=3", b"update");
-        assert_eq!(v.verify(Some(&auth), "submit", "round=3", b"update", Some(1)).unwrap(), 1);
+        assert_eq!(
+            v.verify(Some(&auth), "submit", "round=3", b"update", Some(1))
+                .unwrap(),
+            1
+        );
         // The same proof again is a replay.
         let again = v.verify(Some(&auth), "submit", "round=3", b"update", Some(1));
         assert!(matches!(again, Err(AuthError::Replay)), "{again:?}");
         // A proof for other content, another round or another method does not verify.
         let auth = b.sign("submit", "round=3", b"update");
-        for (m, f, p) in [("submit", "round=3", &b"tampered"[..]), ("submit", "round=4", b"update"), ("hello", "round=3", b"update")] {
-            assert!(matches!(v.verify(Some(&auth), m, f, p, None), Err(AuthError::BadSignature)));
+        for (m, f, p) in [
+            ("submit", "round=3", &b"tampered"[..]),
+            ("submit", "round=4", b"update"),
+            ("hello", "round=3", b"update"),
+        ] {
+            assert!(matches!(
+                v.verify(Some(&auth), m, f, p, None),
+                Err(AuthError::BadSignature)
+            ));
         }
         // Claiming another client's id is refused.
         let auth = a.sign("hello", "", b"");
         assert!(matches!(
             v.verify(Some(&auth), "hello", "", b"", Some(1)),
-            Err(AuthError::WrongClient { enrolled: 0, claimed: 1 })
+            Err(AuthError::WrongClient {
+                enrolled: 0,
+                claimed: 1
+            })
         ));
         // An unknown key, a missing proof, a stale one.
         let stranger = Identity::generate().unwrap();
         let auth = stranger.sign("hello", "", b"");
-        assert!(matches!(v.verify(Some(&auth), "hello", "", b"", None), Err(AuthError::Unknown(_))));
-        assert!(matches!(v.verify(None, "hello", "", b"", None), Err(AuthError::Missing)));
+        assert!(matches!(
+            v.verify(Some(&auth), "hello", "", b"", None),
+            Err(AuthError::Unknown(_))
+        ));
+        assert!(matches!(
+            v.verify(None, "hello", "", b"", None),
+            Err(AuthError::Missing)
+        ));
         let mut old = a.sign("hello", "", b"");
         old.timestamp_ms -= 3_600_000;
         let text = signing_text("hello", "", b"", old.timestamp_ms, &old.nonce);
         old.signature = a.key.sign(text.as_bytes()).to_bytes().to_vec();
-        assert!(matches!(v.verify(Some(&old), "hello", "", b"", None), Err(AuthError::Stale(_))));
+        assert!(matches!(
+            v.verify(Some(&old), "hello", "", b"", None),
+            Err(AuthError::Stale(_))
+        ));
     }
 
     #[test]
@@ -305,7 +332,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let back = Identity::load(dir.path()).unwrap();
@@ -315,8 +345,14 @@ mod tests {
         let v = Verifier::from_file(&enrolled, Duration::from_secs(60)).unwrap();
         assert_eq!(v.len(), 1);
         std::fs::write(&enrolled, "not-a-key\n").unwrap();
-        let err = Verifier::from_file(&enrolled, Duration::from_secs(60)).err().unwrap().to_string();
-        assert!(err.contains("enrolled.txt") && err.contains("line 1"), "{err}");
+        let err = Verifier::from_file(&enrolled, Duration::from_secs(60))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("enrolled.txt") && err.contains("line 1"),
+            "{err}"
+        );
         std::fs::write(&enrolled, format!("{0}\n{0}\n", id.public_hex())).unwrap();
         assert!(Verifier::from_file(&enrolled, Duration::from_secs(60)).is_err());
     }

@@ -1,0 +1,380 @@
+//! The client side: connect to a server over TLS, prove the enrolled identity on every
+//! request, then poll for tasks and run each through fedser-fl's client pipeline (fit) or the
+//! client's evaluation, until the server says the federation is over. Connection failures are
+//! retried with exponential backoff and jitter, within a bounded total wait.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use fedser_core::ParamSet;
+use fedser_fl::{Client, ClientPipeline, FitInstructions};
+use tokio_stream::StreamExt;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::identity::Identity;
+use crate::proto::federation_client::FederationClient;
+use crate::proto::*;
+use crate::server::submit_fields;
+use crate::{CHUNK_BYTES, NetError, PROTOCOL, ResultMeta};
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `https://HOST:PORT` (or `http://` with `insecure`).
+    pub server: String,
+    /// The CA certificate (PEM) that signed the server's certificate.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Plain TCP, for loopback experiments only.
+    pub insecure: bool,
+    /// Give up after failing to reach the server for this long.
+    pub max_wait: Duration,
+    /// Training examples this client holds (told to the server on hello).
+    pub examples: u64,
+    /// Largest task (global model) accepted, in bytes.
+    pub max_task_bytes: u64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            server: "https://127.0.0.1:7878".into(),
+            ca_pem: None,
+            insecure: false,
+            max_wait: Duration::from_secs(120),
+            examples: 0,
+            max_task_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What a session did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Served {
+    pub fits: usize,
+    pub evaluations: usize,
+    /// Results the server refused, with its reasons.
+    pub refused: Vec<String>,
+}
+
+/// A connection to a federation, after hello.
+pub struct Connection {
+    runtime: tokio::runtime::Runtime,
+    rpc: FederationClient<Channel>,
+    identity: Identity,
+    options: ClientOptions,
+    pub client_id: u64,
+    /// The run's settings the server sent (JSON).
+    pub settings_json: String,
+}
+
+async fn channel(options: &ClientOptions) -> Result<Channel, NetError> {
+    let mut endpoint = Endpoint::from_shared(options.server.clone())
+        .map_err(|e| NetError::Config(format!("server address {}: {e}", options.server)))?
+        .connect_timeout(Duration::from_secs(5));
+    if !options.insecure {
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &options.ca_pem {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| NetError::Tls(e.to_string()))?;
+    }
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| NetError::Unreachable(format!("{}: {e}", options.server)))
+}
+
+/// Waits before retry `attempt` (0-based): 100 ms doubling to at most 5 s, with ±50 % jitter
+/// so that many clients do not return at the same moment.
+fn backoff(attempt: u32) -> Duration {
+    let base = (100u64 << attempt.min(6)).min(5_000) as f64;
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    let jitter = 0.5 + f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX);
+    Duration::from_millis((base * jitter) as u64)
+}
+
+impl Connection {
+    /// Connects and says hello, retrying within `options.max_wait`.
+    pub fn open(options: ClientOptions, identity: Identity) -> Result<Self, NetError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        let (rpc, client_id, settings_json) = runtime.block_on(hello(&options, &identity))?;
+        Ok(Self {
+            runtime,
+            rpc,
+            identity,
+            options,
+            client_id,
+            settings_json,
+        })
+    }
+
+    /// Runs the server's tasks on `client` until the federation is over.
+    pub fn serve(
+        &mut self,
+        client: &mut dyn Client,
+        pipeline: &ClientPipeline,
+    ) -> Result<Served, NetError> {
+        let mut served = Served::default();
+        loop {
+            let task = match self.poll() {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!("lost the server ({e}); reconnecting");
+                    let (rpc, id, settings) = self
+                        .runtime
+                        .block_on(hello(&self.options, &self.identity))?;
+                    if id != self.client_id || settings != self.settings_json {
+                        return Err(NetError::Protocol(
+                            "the server came back with another identity or run".into(),
+                        ));
+                    }
+                    self.rpc = rpc;
+                    continue;
+                }
+            };
+            match task {
+                Task::Done => {
+                    let _ = self.goodbye();
+                    return Ok(served);
+                }
+                Task::Wait => continue,
+                Task::Fit { ins, global } => {
+                    let result = pipeline.fit(client, self.client_id as usize, &global, &ins);
+                    let chunk = match result {
+                        Ok(u) => {
+                            let meta = ResultMeta {
+                                examples: u.examples,
+                                loss: u.loss,
+                                seconds: u.seconds,
+                                stages: u.stages,
+                            };
+                            let data = u
+                                .delta
+                                .to_safetensors(&BTreeMap::new())
+                                .map_err(|e| NetError::Protocol(e.to_string()))?;
+                            self.result(ins.round, "fit", serde_json::to_string(&meta)?, data, "")
+                        }
+                        Err(f) => {
+                            self.result(ins.round, "fit", String::new(), Vec::new(), &f.to_string())
+                        }
+                    };
+                    self.submit(chunk, &mut served)?;
+                    served.fits += 1;
+                }
+                Task::Evaluate { round, global } => {
+                    let chunk = match client.evaluate(&global) {
+                        Ok(outcome) => self.result(
+                            round,
+                            "evaluate",
+                            serde_json::to_string(&outcome)?,
+                            Vec::new(),
+                            "",
+                        ),
+                        Err(e) => self.result(round, "evaluate", String::new(), Vec::new(), &e),
+                    };
+                    self.submit(chunk, &mut served)?;
+                    served.evaluations += 1;
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self) -> Result<Task, NetError> {
+        let fields = format!("client={}", self.client_id);
+        let request = TaskRequest {
+            auth: Some(self.identity.sign("get_task", &fields, b"")),
+            client_id: self.client_id,
+        };
+        let max = self.options.max_task_bytes;
+        let rpc = &mut self.rpc;
+        self.runtime.block_on(async move {
+            let mut stream = rpc.get_task(request).await.map_err(status)?.into_inner();
+            let head = stream
+                .next()
+                .await
+                .ok_or_else(|| NetError::Protocol("empty task stream".into()))?
+                .map_err(status)?;
+            if head.kind == "done" {
+                return Ok(Task::Done);
+            }
+            if head.kind == "wait" {
+                return Ok(Task::Wait);
+            }
+            if head.total_bytes > max {
+                return Err(NetError::Protocol(format!(
+                    "a task of {} bytes is over this client's limit of {max}",
+                    head.total_bytes
+                )));
+            }
+            let mut data = Vec::with_capacity(head.total_bytes as usize);
+            while let Some(chunk) = stream.next().await {
+                data.extend_from_slice(&chunk.map_err(status)?.data);
+                if data.len() as u64 > head.total_bytes {
+                    return Err(NetError::Protocol("the task is longer than it said".into()));
+                }
+            }
+            let (global, _) = ParamSet::from_safetensors(&data)
+                .map_err(|e| NetError::Protocol(format!("bad global model: {e}")))?;
+            match head.kind.as_str() {
+                "fit" => Ok(Task::Fit {
+                    ins: serde_json::from_str(&head.instructions_json)?,
+                    global,
+                }),
+                "evaluate" => Ok(Task::Evaluate {
+                    round: head.round,
+                    global,
+                }),
+                other => Err(NetError::Protocol(format!("unknown task kind {other:?}"))),
+            }
+        })
+    }
+
+    fn result(
+        &self,
+        round: u32,
+        kind: &str,
+        meta_json: String,
+        data: Vec<u8>,
+        error: &str,
+    ) -> (ResultChunk, Vec<u8>) {
+        let mut first = ResultChunk {
+            auth: None,
+            client_id: self.client_id,
+            round,
+            kind: kind.into(),
+            meta_json,
+            total_bytes: data.len() as u64,
+            data: Vec::new(),
+            error: error.into(),
+        };
+        let mut payload = first.meta_json.clone().into_bytes();
+        payload.extend_from_slice(&data);
+        first.auth = Some(
+            self.identity
+                .sign("submit", &submit_fields(&first), &payload),
+        );
+        (first, data)
+    }
+
+    fn submit(
+        &mut self,
+        (first, data): (ResultChunk, Vec<u8>),
+        served: &mut Served,
+    ) -> Result<(), NetError> {
+        let mut chunks = vec![first];
+        for part in data.chunks(CHUNK_BYTES) {
+            chunks.push(ResultChunk {
+                data: part.to_vec(),
+                ..ResultChunk::default()
+            });
+        }
+        let rpc = &mut self.rpc;
+        let reply = self
+            .runtime
+            .block_on(async move { rpc.submit(tokio_stream::iter(chunks)).await })
+            .map_err(status)?
+            .into_inner();
+        if !reply.accepted {
+            tracing::warn!("the server refused a result: {}", reply.reason);
+            served.refused.push(reply.reason);
+        }
+        Ok(())
+    }
+
+    fn goodbye(&mut self) -> Result<(), NetError> {
+        let fields = format!("client={}", self.client_id);
+        let request = GoodbyeRequest {
+            auth: Some(self.identity.sign("goodbye", &fields, b"")),
+            client_id: self.client_id,
+        };
+        let rpc = &mut self.rpc;
+        self.runtime
+            .block_on(async move { rpc.goodbye(request).await })
+            .map_err(status)?;
+        Ok(())
+    }
+}
+
+enum Task {
+    Fit {
+        ins: FitInstructions,
+        global: ParamSet,
+    },
+    Evaluate {
+        round: u32,
+        global: ParamSet,
+    },
+    Wait,
+    Done,
+}
+
+fn status(s: tonic::Status) -> NetError {
+    match s.code() {
+        tonic::Code::Unauthenticated => NetError::Refused(s.message().to_string()),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+            NetError::Unreachable(s.message().to_string())
+        }
+        _ => NetError::Protocol(format!("{}: {}", s.code(), s.message())),
+    }
+}
+
+/// Connects and says hello, retrying unreachable servers with backoff within `max_wait`.
+async fn hello(
+    options: &ClientOptions,
+    identity: &Identity,
+) -> Result<(FederationClient<Channel>, u64, String), NetError> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        let tried = async {
+            let mut rpc = FederationClient::new(channel(options).await?)
+                .max_decoding_message_size(2 * CHUNK_BYTES);
+            let fields = format!("examples={}", options.examples);
+            let reply = rpc
+                .hello(HelloRequest {
+                    protocol: PROTOCOL,
+                    auth: Some(identity.sign("hello", &fields, b"")),
+                    examples: options.examples,
+                    capabilities: vec!["fit".into(), "evaluate".into()],
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            Ok::<_, NetError>((rpc, reply.client_id, reply.settings_json))
+        }
+        .await;
+        match tried {
+            Ok(ok) => return Ok(ok),
+            Err(NetError::Unreachable(e)) if started.elapsed() < options.max_wait => {
+                let wait = backoff(attempt);
+                tracing::info!("server unreachable ({e}); retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_to_a_cap_with_jitter() {
+        for attempt in 0..20 {
+            let d = backoff(attempt).as_millis() as u64;
+            let base = (100u64 << attempt.min(6)).min(5_000);
+            assert!(
+                d >= base / 2 && d <= base + base / 2,
+                "attempt {attempt}: {d} ms"
+            );
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! The server side of a network round: a gRPC service (tonic, TLS by rustls) that enrolled
+//! clients poll for tasks and submit results to, and [`NetExecutor`], which implements
+//! fedser-fl's `Executor` over the connected clients so the round logic is the simulation's.
+//! Tasks wait for their client; a round closes at its deadline, and a client that has not
+//! answered by then is a straggler (still connected) or dropped (gone). Results for another
+//! round, from another client, twice, oversized or undecodable are refused with the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use fedser_core::ParamSet;
+use fedser_fl::{ClientFailure, ClientId, EvalOutcome, Executor, FitInstructions, Update};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::identity::{AuthError, Verifier};
+use crate::proto::federation_server::{Federation, FederationServer};
+use crate::proto::*;
+use crate::{CHUNK_BYTES, NetError, PROTOCOL, ResultMeta};
+
+/// How the server runs its rounds.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// A round's results must arrive within this.
+    pub round_deadline: Duration,
+    /// A client not heard from for this long is no longer counted as connected.
+    pub client_timeout: Duration,
+    /// Longest a task poll is held open.
+    pub poll: Duration,
+    /// Largest result a client may send, in bytes.
+    pub max_result_bytes: u64,
+    /// The run's settings every client receives on hello (JSON; the binary decides).
+    pub settings_json: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            round_deadline: Duration::from_secs(600),
+            client_timeout: Duration::from_secs(60),
+            poll: Duration::from_secs(10),
+            max_result_bytes: 256 << 20,
+            settings_json: "{}".into(),
+        }
+    }
+}
+
+/// A task waiting for its client.
+#[derive(Clone)]
+enum Task {
+    Fit { round: u32, ins: FitInstructions },
+    Evaluate { round: u32 },
+}
+
+enum Answer {
+    Fit(Result<Update, ClientFailure>),
+    Evaluate(Result<Option<EvalOutcome>, ClientFailure>),
+}
+
+#[derive(Default)]
+struct State {
+    /// Clients that said hello, with when they were last heard from.
+    connected: BTreeMap<ClientId, Instant>,
+    /// The round's tasks not yet handed out / handed out and not yet answered.
+    pending: BTreeMap<ClientId, Task>,
+    taken: BTreeSet<ClientId>,
+    answers: BTreeMap<ClientId, Answer>,
+    /// The model the current tasks work on, as safetensors bytes.
+    global: Arc<Vec<u8>>,
+    round: u32,
+    finished: bool,
+    /// Refusals, for the operator (client, reason).
+    refusals: Vec<(Option<ClientId>, String)>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the executor when an answer arrives.
+    answered: Condvar,
+    /// Wakes polling clients when tasks are posted.
+    posted: tokio::sync::Notify,
+    verifier: Mutex<Verifier>,
+    options: ServerOptions,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn verify(
+        &self,
+        auth: Option<&Auth>,
+        method: &str,
+        fields: &str,
+        payload: &[u8],
+        claimed: Option<u64>,
+    ) -> Result<ClientId, Status> {
+        let result = self
+            .verifier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .verify(auth, method, fields, payload, claimed);
+        result.map_err(|e| {
+            tracing::warn!("refused a {method} request: {e}");
+            self.lock()
+                .refusals
+                .push((claimed.map(|c| c as usize), e.to_string()));
+            match e {
+                AuthError::Malformed(_) => Status::invalid_argument(e.to_string()),
+                _ => Status::unauthenticated(e.to_string()),
+            }
+        })
+    }
+}
+
+/// The running server: its executor for the round logic, and the service's address.
+pub struct NetServer {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Runtime,
+    pub local_addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// TLS material of the server (PEM), or none for loopback experiments.
+pub enum ServerTls {
+    Pem { cert: Vec<u8>, key: Vec<u8> },
+    Insecure,
+}
+
+impl NetServer {
+    /// Binds `addr` and serves in background threads until dropped.
+    pub fn start(
+        addr: SocketAddr,
+        tls: ServerTls,
+        verifier: Verifier,
+        options: ServerOptions,
+    ) -> Result<Self, NetError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            answered: Condvar::new(),
+            posted: tokio::sync::Notify::new(),
+            verifier: Mutex::new(verifier),
+            options,
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|e| NetError::Io(format!("cannot listen on {addr}: {e}")))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        let mut builder = tonic::transport::Server::builder();
+        if let ServerTls::Pem { cert, key } = tls {
+            let identity = tonic::transport::Identity::from_pem(cert, key);
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .map_err(|e| NetError::Tls(e.to_string()))?;
+        }
+        let service = FederationServer::new(Service {
+            shared: shared.clone(),
+        })
+        .max_decoding_message_size(2 * CHUNK_BYTES);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let router = builder.add_service(service);
+        runtime.spawn(async move {
+            let served = router
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!("the federation service stopped: {e}");
+            }
+        });
+        Ok(Self {
+            shared,
+            runtime,
+            local_addr,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The executor driving rounds over this server's clients.
+    pub fn executor(&self) -> NetExecutor {
+        NetExecutor {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Clients connected now.
+    pub fn connected(&self) -> Vec<ClientId> {
+        connected(&self.shared)
+    }
+
+    /// Waits until at least `n` clients are connected or `timeout` passes; returns how many.
+    pub fn wait_for_clients(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.connected().len();
+            if now >= n || Instant::now() >= deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What was refused so far (client where known, reason).
+    pub fn refusals(&self) -> Vec<(Option<ClientId>, String)> {
+        self.shared.lock().refusals.clone()
+    }
+
+    /// Tells polling clients the federation is over, then stops serving after `grace`.
+    pub fn finish(mut self, grace: Duration) {
+        self.shared.lock().finished = true;
+        self.shared.posted.notify_waiters();
+        std::thread::sleep(grace);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+    }
+}
+
+fn connected(shared: &Shared) -> Vec<ClientId> {
+    let timeout = shared.options.client_timeout;
+    shared
+        .lock()
+        .connected
+        .iter()
+        .filter(|(_, seen)| seen.elapsed() <= timeout)
+        .map(|(&c, _)| c)
+        .collect()
+}
+
+/// fedser-fl's executor over the network: posts each task for its client and waits for the
+/// answers until the round's deadline.
+pub struct NetExecutor {
+    shared: Arc<Shared>,
+}
+
+impl NetExecutor {
+    fn run_tasks(
+        &mut self,
+        round: u32,
+        global: &ParamSet,
+        tasks: Vec<(ClientId, Task)>,
+    ) -> BTreeMap<ClientId, Answer> {
+        let bytes = global.to_safetensors(&BTreeMap::new()).unwrap_or_default();
+        let ids: Vec<ClientId> = tasks.iter().map(|(c, _)| *c).collect();
+        {
+            let mut st = self.shared.lock();
+            st.round = round;
+            st.global = Arc::new(bytes);
+            st.pending = tasks.into_iter().collect();
+            st.taken.clear();
+            st.answers.clear();
+        }
+        self.shared.posted.notify_waiters();
+        let deadline = Instant::now() + self.shared.options.round_deadline;
+        let mut st = self.shared.lock();
+        loop {
+            if ids.iter().all(|c| st.answers.contains_key(c)) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            // Woken by each answer; re-checks at least every 100 ms.
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            st = self
+                .shared
+                .answered
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        st.pending.clear();
+        st.taken.clear();
+        std::mem::take(&mut st.answers)
+    }
+
+    /// Why a client gave no answer: still connected (a straggler) or gone (dropped).
+    fn missing(&self, client: ClientId) -> ClientFailure {
+        if connected(&self.shared).contains(&client) {
+            ClientFailure::Straggler
+        } else {
+            ClientFailure::Dropped
+        }
+    }
+}
+
+impl Executor for NetExecutor {
+    fn available(&mut self, _round: u32) -> Option<Vec<ClientId>> {
+        Some(connected(&self.shared))
+    }
+
+    fn fit(
+        &mut self,
+        global: &ParamSet,
+        tasks: &[(ClientId, FitInstructions)],
+    ) -> Vec<(ClientId, Result<Update, ClientFailure>)> {
+        let round = tasks.first().map_or(0, |(_, i)| i.round);
+        let posted = tasks
+            .iter()
+            .map(|(c, ins)| {
+                (
+                    *c,
+                    Task::Fit {
+                        round,
+                        ins: ins.clone(),
+                    },
+                )
+            })
+            .collect();
+        let mut answers = self.run_tasks(round, global, posted);
+        tasks
+            .iter()
+            .map(|(c, _)| {
+                let answer = match answers.remove(c) {
+                    Some(Answer::Fit(r)) => r,
+                    _ => Err(self.missing(*c)),
+                };
+                (*c, answer)
+            })
+            .collect()
+    }
+
+    fn evaluate(
+        &mut self,
+        round: u32,
+        global: &ParamSet,
+        clients: &[ClientId],
+    ) -> Vec<(ClientId, Result<Option<EvalOutcome>, ClientFailure>)> {
+        let posted = clients
+            .iter()
+            .map(|&c| (c, Task::Evaluate { round }))
+            .collect();
+        let mut answers = self.run_tasks(round, global, posted);
+        clients
+            .iter()
+            .map(|c| {
+                let answer = match answers.remove(c) {
+                    Some(Answer::Evaluate(r)) => r,
+                    _ => Err(self.missing(*c)),
+                };
+                (*c, answer)
+            })
+            .collect()
+    }
+}
+
+struct Service {
+    shared: Arc<Shared>,
+}
+
+type TaskStream = Pin<Box<dyn Stream<Item = Result<TaskChunk, Status>> + Send>>;
+
+fn one_chunk(kind: &str, round: u32) -> TaskStream {
+    let chunk = TaskChunk {
+        kind: kind.into(),
+        round,
+        ..TaskChunk::default()
+    };
+    Box::pin(tokio_stream::iter([Ok(chunk)]))
+}
+
+#[tonic::async_trait]
+impl Federation for Service {
+    async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+        let r = request.into_inner();
+        if r.protocol != PROTOCOL {
+            return Err(Status::failed_precondition(format!(
+                "protocol {} is not this server's {PROTOCOL}",
+                r.protocol
+            )));
+        }
+        let fields = format!("examples={}", r.examples);
+        let id = self
+            .shared
+            .verify(r.auth.as_ref(), "hello", &fields, b"", None)?;
+        self.shared.lock().connected.insert(id, Instant::now());
+        tracing::info!("client {id} connected ({} examples)", r.examples);
+        Ok(Response::new(HelloReply {
+            protocol: PROTOCOL,
+            client_id: id as u64,
+            settings_json: self.shared.options.settings_json.clone(),
+        }))
+    }
+
+    type GetTaskStream = TaskStream;
+
+    async fn get_task(
+        &self,
+        request: Request<TaskRequest>,
+    ) -> Result<Response<TaskStream>, Status> {
+        let r = request.into_inner();
+        let fields = format!("client={}", r.client_id);
+        let id =
+            self.shared
+                .verify(r.auth.as_ref(), "get_task", &fields, b"", Some(r.client_id))?;
+        let until = Instant::now() + self.shared.options.poll;
+        loop {
+            let notified = self.shared.posted.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.shared.lock();
+                st.connected.insert(id, Instant::now());
+                if st.finished {
+                    return Ok(Response::new(one_chunk("done", st.round)));
+                }
+                if let Some(task) = st.pending.get(&id).cloned()
+                    && !st.taken.contains(&id)
+                {
+                    st.taken.insert(id);
+                    let (kind, round, ins) = match task {
+                        Task::Fit { round, ins } => (
+                            "fit",
+                            round,
+                            serde_json::to_string(&ins).unwrap_or_default(),
+                        ),
+                        Task::Evaluate { round } => ("evaluate", round, String::new()),
+                    };
+                    let global = st.global.clone();
+                    return Ok(Response::new(task_stream(kind, round, ins, global)));
+                }
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+                let round = self.shared.lock().round;
+                return Ok(Response::new(one_chunk("wait", round)));
+            }
+        }
+    }
+
+    async fn submit(
+        &self,
+        request: Request<Streaming<ResultChunk>>,
+    ) -> Result<Response<SubmitReply>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty result stream"))??;
+        let max = self.shared.options.max_result_bytes;
+        if first.total_bytes > max {
+            return Err(Status::resource_exhausted(format!(
+                "result of {} bytes is over the limit of {max}",
+                first.total_bytes
+            )));
+        }
+        let mut data = first.data.clone();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if data.len() as u64 + chunk.data.len() as u64 > first.total_bytes {
+                return Err(Status::invalid_argument(
+                    "the result is longer than it said",
+                ));
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        if data.len() as u64 != first.total_bytes {
+            return Err(Status::invalid_argument(format!(
+                "the result has {} of the {} bytes it announced",
+                data.len(),
+                first.total_bytes
+            )));
+        }
+        let fields = submit_fields(&first);
+        let mut payload = first.meta_json.clone().into_bytes();
+        payload.extend_from_slice(&data);
+        let id = self.shared.verify(
+            first.auth.as_ref(),
+            "submit",
+            &fields,
+            &payload,
+            Some(first.client_id),
+        )?;
+        let answer = decode_answer(&first, &data, id);
+        let mut st = self.shared.lock();
+        st.connected.insert(id, Instant::now());
+        let refuse = |st: &mut State, reason: String| {
+            tracing::warn!("client {id}: result refused: {reason}");
+            st.refusals.push((Some(id), reason.clone()));
+            Ok(Response::new(SubmitReply {
+                accepted: false,
+                reason,
+            }))
+        };
+        let expected = match st.pending.get(&id) {
+            Some(Task::Fit { round, .. }) => ("fit", *round),
+            Some(Task::Evaluate { round }) => ("evaluate", *round),
+            None => {
+                return refuse(
+                    &mut st,
+                    format!("no open task for round {} (late or unasked)", first.round),
+                );
+            }
+        };
+        if (first.kind.as_str(), first.round) != expected {
+            return refuse(
+                &mut st,
+                format!(
+                    "a {} result for round {}, but the open task is {} for round {}",
+                    first.kind, first.round, expected.0, expected.1
+                ),
+            );
+        }
+        if st.answers.contains_key(&id) {
+            return refuse(&mut st, format!("round {} already answered", first.round));
+        }
+        st.answers.insert(id, answer);
+        drop(st);
+        self.shared.answered.notify_all();
+        Ok(Response::new(SubmitReply {
+            accepted: true,
+            reason: String::new(),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
+        let r = request.into_inner();
+        let fields = format!("client={}", r.client_id);
+        let id = self.shared.verify(
+            r.auth.as_ref(),
+            "heartbeat",
+            &fields,
+            b"",
+            Some(r.client_id),
+        )?;
+        let mut st = self.shared.lock();
+        st.connected.insert(id, Instant::now());
+        Ok(Response::new(HeartbeatReply { round: st.round }))
+    }
+
+    async fn goodbye(
+        &self,
+        request: Request<GoodbyeRequest>,
+    ) -> Result<Response<GoodbyeReply>, Status> {
+        let r = request.into_inner();
+        let fields = format!("client={}", r.client_id);
+        let id = self
+            .shared
+            .verify(r.auth.as_ref(), "goodbye", &fields, b"", Some(r.client_id))?;
+        self.shared.lock().connected.remove(&id);
+        self.shared.answered.notify_all();
+        tracing::info!("client {id} left");
+        Ok(Response::new(GoodbyeReply {}))
+    }
+}
+
+/// What a result's signature covers besides its bytes.
+pub(crate) fn submit_fields(c: &ResultChunk) -> String {
+    format!(
+        "client={}|round={}|kind={}|bytes={}|error={}",
+        c.client_id, c.round, c.kind, c.total_bytes, c.error
+    )
+}
+
+/// The task stream: a header chunk, then the model in chunks.
+fn task_stream(kind: &'static str, round: u32, ins: String, global: Arc<Vec<u8>>) -> TaskStream {
+    let total = global.len() as u64;
+    let mut chunks = vec![Ok(TaskChunk {
+        kind: kind.into(),
+        round,
+        instructions_json: ins,
+        total_bytes: total,
+        data: Vec::new(),
+    })];
+    for part in global.chunks(CHUNK_BYTES) {
+        chunks.push(Ok(TaskChunk {
+            data: part.to_vec(),
+            ..TaskChunk::default()
+        }));
+    }
+    Box::pin(tokio_stream::iter(chunks))
+}
+
+/// A submitted result as the round logic takes it; anything undecodable is a rejection.
+fn decode_answer(first: &ResultChunk, data: &[u8], id: ClientId) -> Answer {
+    let failure = |reason: String| ClientFailure::Rejected(reason);
+    match first.kind.as_str() {
+        "fit" => Answer::Fit(if !first.error.is_empty() {
+            Err(ClientFailure::Error(first.error.clone()))
+        } else {
+            serde_json::from_str::<ResultMeta>(&first.meta_json)
+                .map_err(|e| failure(format!("bad result metadata: {e}")))
+                .and_then(|meta| {
+                    let (delta, _) = ParamSet::from_safetensors(data)
+                        .map_err(|e| failure(format!("bad update: {e}")))?;
+                    Ok(Update {
+                        client: id,
+                        delta,
+                        examples: meta.examples,
+                        loss: meta.loss,
+                        seconds: meta.seconds,
+                        stages: meta.stages,
+                    })
+                })
+        }),
+        _ => Answer::Evaluate(if !first.error.is_empty() {
+            Err(ClientFailure::Error(first.error.clone()))
+        } else {
+            serde_json::from_str::<Option<EvalOutcome>>(&first.meta_json)
+                .map_err(|e| failure(format!("bad evaluation: {e}")))
+        }),
+    }
+}
