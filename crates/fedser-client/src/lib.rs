@@ -9,16 +9,19 @@
 //! - [`model_file`]: the metadata a model file carries besides its weights (front end,
 //!   normalisation, training settings) and how it is read back.
 //! - [`participant`]: [`SpeechClient`], local training and evaluation of the model it is sent.
+//! - [`settings`]: what a server tells its participants on hello.
 //! - [`store`]: a client's data in one file, read only while the client works.
 
 pub mod dataset;
 pub mod model_file;
 pub mod participant;
+pub mod settings;
 pub mod store;
 
 pub use dataset::{Featured, Norm, NormRecord};
 pub use model_file::ModelMeta;
 pub use participant::{Held, LocalData, SpeechClient, evaluate_examples, model_with};
+pub use settings::ParticipantSettings;
 
 /// Why the participant could not do its job.
 #[derive(Debug, thiserror::Error)]

@@ -52,6 +52,102 @@ pub enum Command {
     /// Attacks on a run, as its server could mount them: gender inference from updates,
     /// speaker membership on the final model.
     Attack(AttackCmd),
+    /// Make a client identity: DIR/identity.key (secret, mode 0600) and DIR/identity.pub
+    /// (the line to add to the server's enrolled file).
+    Keygen(KeygenCmd),
+    /// Write a self-signed TLS certificate and key for a server (loopback experiments and
+    /// tests; production servers bring a certificate from their own CA).
+    TlsCert(TlsCertCmd),
+    /// Coordinate a federation over the network: enrolled clients connect over gRPC + TLS;
+    /// writes the same run directory as `simulate`.
+    Server(Box<ServerCmd>),
+    /// Take part in a federation: train on this device's own recordings only.
+    Client(ClientCmd),
+}
+
+#[derive(Args)]
+pub struct KeygenCmd {
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct TlsCertCmd {
+    /// Writes OUT/cert.pem and OUT/key.pem.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Names the certificate is valid for (comma-separated host names and IP addresses).
+    #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ServerCmd {
+    /// The run directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (settings from its config.toml).
+    #[arg(long)]
+    pub resume: bool,
+    /// TOML configuration (as for simulate).
+    #[arg(long, conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port, printed when listening).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    /// The server's TLS certificate chain (PEM).
+    #[arg(long, required_unless_present = "insecure")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's TLS private key (PEM).
+    #[arg(long, required_unless_present = "insecure")]
+    pub tls_key: Option<PathBuf>,
+    /// Enrolled client public keys, one hex key a line (a client's id is its line).
+    #[arg(long)]
+    pub enrolled: PathBuf,
+    /// Plain TCP without TLS: for loopback experiments only.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Seconds a round waits for its results.
+    #[arg(long, default_value_t = 600.0)]
+    pub round_deadline: f64,
+    /// Seconds to wait for the first clients before giving up.
+    #[arg(long, default_value_t = 300.0)]
+    pub client_wait: f64,
+    /// Clients to wait for before the first round (default: every enrolled client).
+    #[arg(long)]
+    pub wait_clients: Option<usize>,
+    /// Do not write the report at the end.
+    #[arg(long)]
+    pub no_report: bool,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+#[derive(Args)]
+pub struct ClientCmd {
+    /// The server, `https://HOST:PORT`.
+    #[arg(long)]
+    pub server: String,
+    /// The CA certificate that signed the server's certificate (PEM).
+    #[arg(long, required_unless_present = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// The folder holding identity.key (from `fedser keygen`).
+    #[arg(long)]
+    pub identity: PathBuf,
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    /// Only these speakers' recordings are this device's (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub speakers: Vec<String>,
+    /// Plain TCP without TLS: for loopback experiments only.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Seconds to keep trying to reach the server before giving up.
+    #[arg(long, default_value_t = 120.0)]
+    pub max_wait: f64,
+    /// Feature cache folder (default: the user's cache folder).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -144,6 +240,26 @@ pub struct SimulateCmd {
     /// The run directory to write.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
+    /// Feature cache folder (default: the user's cache folder).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Stop after this round (the run stays resumable; for tests and time-boxed runs).
+    #[arg(long, hide = true)]
+    pub stop_after: Option<u32>,
+    /// Do not write the report at the end.
+    #[arg(long)]
+    pub no_report: bool,
+    /// Print the final central metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// The settings of a federated run that `simulate` and `server` share: unset flags keep the
+/// value of `--config` (or the default).
+#[derive(Args, Default, Clone)]
+pub struct RunFlags {
     /// Run name shown in the report (default: the folder name).
     #[arg(long)]
     pub name: Option<String>,
@@ -255,18 +371,6 @@ pub struct SimulateCmd {
     /// Probability that a client's result arrives after the round closed.
     #[arg(long)]
     pub straggler: Option<f64>,
-    /// Feature cache folder (default: the user's cache folder).
-    #[arg(long)]
-    pub cache: Option<PathBuf>,
-    /// Stop after this round (the run stays resumable; for tests and time-boxed runs).
-    #[arg(long, hide = true)]
-    pub stop_after: Option<u32>,
-    /// Do not write the report at the end.
-    #[arg(long)]
-    pub no_report: bool,
-    /// Print the final central metrics as JSON.
-    #[arg(long)]
-    pub json: bool,
     /// Differential privacy at client level: central (the server noises the aggregate) or
     /// local (each client noises its own update). Off by default.
     #[arg(long)]

@@ -568,3 +568,180 @@ fn attacks_measure_a_recorded_run_and_say_what_they_need() {
         .failure();
     assert_stderr(&refused.get_output().stderr, "--record-updates");
 }
+
+/// Runs `fedser` with `args` in the background, output to files in `dir` named `name`.
+fn spawn(cache: &Path, dir: &Path, name: &str, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("fedser"))
+        .env("XDG_CACHE_HOME", cache)
+        .args(args)
+        .stdout(std::fs::File::create(dir.join(format!("{name}.out"))).unwrap())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) for `child`; kills it by its PID and fails the test if it runs too long.
+fn wait_bounded(mut child: std::process::Child, seconds: u64) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("process {} ran past {seconds} s", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn server_and_client_processes_over_tls_reach_the_simulations_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let corpus = [
+        "--synthetic-speakers",
+        "6",
+        "--synthetic-per-emotion",
+        "2",
+        "--seed",
+        "11",
+    ];
+    let speakers = ["synth_001", "synth_002", "synth_004"];
+    let run = [
+        "--test-fraction",
+        "0",
+        "--arch",
+        "dnn",
+        "--rounds",
+        "2",
+        "--local-epochs",
+        "1",
+        "--speakers",
+        "synth_001,synth_002,synth_004",
+    ];
+    fedser(t)
+        .args(["-q", "simulate", "--out", &s(&t.join("sim")), "--no-report"])
+        .args(corpus)
+        .args(run)
+        .assert()
+        .success();
+    let sim_info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.join("sim/run.json")).unwrap()).unwrap();
+    fedser(t)
+        .args(["tls-cert", "--out", &s(&t.join("tls"))])
+        .assert()
+        .success();
+    // Enrol one identity per client, in the simulation's client order.
+    let mut enrolled = String::new();
+    let mut order = Vec::new();
+    for c in sim_info["clients"].as_array().unwrap() {
+        let id = c["id"].as_u64().unwrap();
+        let out = fedser(t)
+            .args(["keygen", "--out", &s(&t.join(format!("id{id}")))])
+            .assert()
+            .success();
+        enrolled += &String::from_utf8_lossy(&out.get_output().stdout);
+        order.push((id, c["name"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(order.len(), speakers.len());
+    std::fs::write(t.join("enrolled.txt"), enrolled).unwrap();
+
+    let mut server_args = vec![
+        "-q".to_string(),
+        "server".into(),
+        "--out".into(),
+        s(&t.join("srv")),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        s(&t.join("tls/cert.pem")),
+        "--tls-key".into(),
+        s(&t.join("tls/key.pem")),
+        "--enrolled".into(),
+        s(&t.join("enrolled.txt")),
+        "--client-wait".into(),
+        "60".into(),
+        "--no-report".into(),
+    ];
+    server_args.extend(corpus.iter().chain(&run).map(|a| a.to_string()));
+    let args: Vec<&str> = server_args.iter().map(String::as_str).collect();
+    let server = spawn(t, t, "server", &args);
+    // The port, from the server's "listening on" line (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let port = loop {
+        let err = std::fs::read_to_string(t.join("server.err")).unwrap_or_default();
+        if let Some(rest) = err.split("listening on 127.0.0.1:").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no listening line: {err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let url = format!("https://127.0.0.1:{port}");
+    // A key that is not enrolled is refused and says so.
+    fedser(t)
+        .args(["keygen", "--out", &s(&t.join("stranger"))])
+        .assert()
+        .success();
+    let stranger = fedser(t)
+        .args([
+            "client",
+            "--server",
+            &url,
+            "--ca",
+            &s(&t.join("tls/cert.pem")),
+        ])
+        .args([
+            "--identity",
+            &s(&t.join("stranger")),
+            "--corpus",
+            "synthetic",
+        ])
+        .args(corpus)
+        .assert()
+        .failure();
+    assert_stderr(&stranger.get_output().stderr, "not enrolled");
+    let ca = s(&t.join("tls/cert.pem"));
+    let clients: Vec<_> = order
+        .iter()
+        .map(|(id, speaker)| {
+            let identity = s(&t.join(format!("id{id}")));
+            let mut a = vec!["-q", "client", "--server", &url, "--ca", &ca];
+            a.extend([
+                "--identity",
+                &identity,
+                "--corpus",
+                "synthetic",
+                "--speakers",
+                speaker,
+            ]);
+            a.extend(corpus);
+            spawn(t, t, &format!("client{id}"), &a)
+        })
+        .collect();
+    for c in clients {
+        assert!(wait_bounded(c, 120).success());
+    }
+    let status = wait_bounded(server, 120);
+    let err = std::fs::read_to_string(t.join("server.err")).unwrap();
+    assert!(status.success(), "{err}");
+    // Same seed, same split, same strategy: the same model, bit for bit.
+    let a = fedser_core::ParamSet::load(&t.join("sim/global.safetensors"))
+        .unwrap()
+        .0;
+    let b = fedser_core::ParamSet::load(&t.join("srv/global.safetensors"))
+        .unwrap()
+        .0;
+    assert!(a == b, "the networked model differs from the simulation's");
+    let net_rounds = rounds(&t.join("srv"));
+    assert_eq!(net_rounds.len(), 2);
+    assert_eq!(
+        net_rounds[1]["federated"],
+        rounds(&t.join("sim"))[1]["federated"]
+    );
+}

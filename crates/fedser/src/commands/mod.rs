@@ -4,6 +4,7 @@ mod attack;
 mod bench;
 pub(crate) mod corpus;
 mod dataset;
+mod deploy;
 mod evaluate;
 mod features;
 mod mfcc;
@@ -39,6 +40,10 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
         Command::Demo(cmd) => simulate::demo(cmd, quiet),
         Command::Privacy(cmd) => privacy::run(cmd.what),
         Command::Attack(cmd) => attack::run(cmd, quiet),
+        Command::Keygen(cmd) => deploy::keygen(cmd),
+        Command::TlsCert(cmd) => deploy::tls_cert(cmd),
+        Command::Server(cmd) => deploy::server(*cmd, quiet),
+        Command::Client(cmd) => deploy::client(cmd, quiet),
         Command::Bench(cmd) => match cmd.what {
             BenchWhat::Mfcc {
                 dir,

@@ -12,7 +12,7 @@ use fedser_fl::StrategySpec;
 use fedser_model::{Arch, ModelSpec, Optimizer};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{CorpusArgs, Norm, SimulateCmd};
+use crate::cli::{CorpusArgs, Norm, RunFlags};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -253,7 +253,7 @@ impl RunConfig {
     }
 
     /// Overrides with the flags that were given.
-    pub fn apply_flags(&mut self, f: &SimulateCmd) {
+    pub fn apply_flags(&mut self, f: &RunFlags) {
         macro_rules! set {
             ($field:expr, $flag:expr) => {
                 if let Some(v) = $flag.clone() {
@@ -554,9 +554,9 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("fedsgd"));
         // The front-end flags switch their stage on and leave the rest alone.
         let mut flagged = RunConfig::default();
-        flagged.apply_flags(&SimulateCmd {
+        flagged.apply_flags(&RunFlags {
             denoise: true,
-            ..SimulateCmd::default()
+            ..RunFlags::default()
         });
         assert!(flagged.features.denoise && !flagged.features.trim_silence);
         assert_eq!(flagged.features.mfcc, FrontEndConfig::default().mfcc);

@@ -35,17 +35,17 @@ use crate::progress;
 use crate::report::RunInfo;
 
 /// Options that change how a run is carried out but not its results.
-struct Options {
-    cache: Option<PathBuf>,
-    quiet: bool,
-    json: bool,
-    report: bool,
-    stop_after: Option<u32>,
+pub(crate) struct Options {
+    pub(crate) cache: Option<PathBuf>,
+    pub(crate) quiet: bool,
+    pub(crate) json: bool,
+    pub(crate) report: bool,
+    pub(crate) stop_after: Option<u32>,
 }
 
 /// Whether a run starts in an empty directory or continues the one it finds.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Start {
+pub(crate) enum Start {
     Fresh,
     Resume,
 }
@@ -68,7 +68,7 @@ pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
             bail!("{} is not a run directory (no config.toml)", dir.display());
         }
         let mut cfg = RunConfig::load(&dir.join("config.toml"))?;
-        if let Some(rounds) = cmd.rounds {
+        if let Some(rounds) = cmd.run.rounds {
             cfg.federation.rounds = rounds;
         }
         cfg.validate()?;
@@ -79,10 +79,10 @@ pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
         Some(path) => RunConfig::load(path)?,
         None => RunConfig::default(),
     };
-    if cmd.name.is_none() && cfg.name == RunConfig::default().name {
+    if cmd.run.name.is_none() && cfg.name == RunConfig::default().name {
         cfg.name = default_name(&out);
     }
-    cfg.apply_flags(&cmd);
+    cfg.apply_flags(&cmd.run);
     cfg.absolutise_paths();
     cfg.validate()?;
     let run = RunDir::lock(&out, "fedser simulate")?;
@@ -97,7 +97,7 @@ pub fn run(cmd: SimulateCmd, quiet: bool) -> Result<ExitCode> {
 }
 
 /// A run's name from its folder.
-fn default_name(dir: &Path) -> String {
+pub(crate) fn default_name(dir: &Path) -> String {
     dir.file_name()
         .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
 }
@@ -157,7 +157,7 @@ fn free_beside(path: &Path) -> PathBuf {
 }
 
 /// Settings a resumed run may change (recorded as events); all others define the experiment.
-const MAY_CHANGE: [&str; 4] = [
+pub(crate) const MAY_CHANGE: [&str; 4] = [
     "name",
     "federation.rounds",
     "simulation.workers",
@@ -182,7 +182,7 @@ fn fingerprint(cfg: &RunConfig, corpus: &fedser_data::Corpus) -> Result<Fingerpr
 /// Records the fingerprint of a fresh run, or checks a resumed run against it: a changed
 /// setting that defines the experiment is refused (each one named); an allowed change is
 /// recorded in `events.jsonl`.
-fn check_fingerprint(run: &RunDir, now: &Fingerprint, start: Start) -> Result<()> {
+pub(crate) fn check_fingerprint(run: &RunDir, now: &Fingerprint, start: Start) -> Result<()> {
     let recorded = match (start, run.fingerprint()?) {
         (Start::Fresh, _) | (Start::Resume, None) => {
             if start == Start::Resume {
@@ -345,7 +345,10 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
 }
 
 /// The DP stages on both sides when the run asks for DP, else empty pipelines.
-fn privacy_pipelines(cfg: &RunConfig, clients: usize) -> Result<(ServerPipeline, ClientPipeline)> {
+pub(crate) fn privacy_pipelines(
+    cfg: &RunConfig,
+    clients: usize,
+) -> Result<(ServerPipeline, ClientPipeline)> {
     let p = &cfg.privacy;
     let Some(mode) = p.dp else {
         return Ok((ServerPipeline::new(), ClientPipeline::new()));
@@ -394,7 +397,7 @@ fn privacy_pipelines(cfg: &RunConfig, clients: usize) -> Result<(ServerPipeline,
     ))
 }
 
-fn build_strategy(cfg: &RunConfig, statistics: Vec<String>) -> Result<FedStrategy> {
+pub(crate) fn build_strategy(cfg: &RunConfig, statistics: Vec<String>) -> Result<FedStrategy> {
     Ok(FedStrategy::new(
         cfg.strategy()?,
         Sampling {
@@ -450,15 +453,15 @@ fn write_run_info(
 }
 
 /// After each round: the global model file, the progress line, an early stop if asked.
-struct Rounds {
-    bar: indicatif::ProgressBar,
-    quiet: bool,
-    rounds: u32,
-    clients: usize,
-    spec: ModelSpec,
-    model_path: PathBuf,
-    meta: ModelMeta,
-    stop_after: Option<u32>,
+pub(crate) struct Rounds {
+    pub(crate) bar: indicatif::ProgressBar,
+    pub(crate) quiet: bool,
+    pub(crate) rounds: u32,
+    pub(crate) clients: usize,
+    pub(crate) spec: ModelSpec,
+    pub(crate) model_path: PathBuf,
+    pub(crate) meta: ModelMeta,
+    pub(crate) stop_after: Option<u32>,
 }
 
 impl RoundHook for Rounds {
@@ -484,7 +487,7 @@ impl RoundHook for Rounds {
 }
 
 /// The summary, the final metrics and the report of a run that has all its rounds.
-fn finish(
+pub(crate) fn finish(
     run: &RunDir,
     opts: &Options,
     no_test: bool,

@@ -1,0 +1,393 @@
+//! The network deployment's commands: `keygen` (a client identity), `tls-cert` (a self-signed
+//! server certificate for loopback experiments), `server` (the round loop of `simulate` over
+//! enrolled clients connected by gRPC + TLS, writing the same run directory) and `client` (a
+//! device training on its own recordings only).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use fedser_client::dataset::{self as cdata, NormRecord};
+use fedser_client::{Held, LocalData, ModelMeta, ParticipantSettings, SpeechClient};
+use fedser_data::cache::FeatureCache;
+use fedser_data::partition::train_val_split;
+use fedser_fl::driver;
+use fedser_fl::pipeline::RecordUpdates;
+use fedser_fl::run_dir::{Fingerprint, RunDir};
+use fedser_fl::{ClientPipeline, Server, ServerPipeline, Strategy};
+use fedser_model::EmotionModel;
+use fedser_model::model::train_device;
+use fedser_net::client::{ClientOptions, Connection};
+use fedser_net::identity::{Identity, Verifier};
+use fedser_net::server::{NetServer, ServerOptions, ServerTls};
+use fedser_privacy::DpClientStage;
+
+use super::simulate::config::RunConfig;
+use super::simulate::{self, Options, Rounds, Start};
+use crate::cli::{ClientCmd, KeygenCmd, Norm, ServerCmd, TlsCertCmd};
+use crate::progress;
+use crate::report::{ClientInfo, RunInfo};
+
+pub fn keygen(cmd: KeygenCmd) -> Result<ExitCode> {
+    let id = Identity::generate()?;
+    id.save(&cmd.out)?;
+    println!("{}", id.public_hex());
+    eprintln!(
+        "identity written to {}; add the line above (also in {}) to the server's enrolled file",
+        cmd.out.join(fedser_net::identity::KEY_FILE).display(),
+        cmd.out.join(fedser_net::identity::PUB_FILE).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tls_cert(cmd: TlsCertCmd) -> Result<ExitCode> {
+    let cert = rcgen::generate_simple_self_signed(cmd.names.clone())
+        .context("cannot make a certificate for these names")?;
+    std::fs::create_dir_all(&cmd.out)
+        .with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    for (name, text) in [
+        ("cert.pem", cert.cert.pem()),
+        ("key.pem", cert.signing_key.serialize_pem()),
+    ] {
+        let path = cmd.out.join(name);
+        if path.exists() {
+            bail!(
+                "{} exists; certificates are never overwritten",
+                path.display()
+            );
+        }
+        fedser_fl::run_dir::write_atomic(&path, text.as_bytes())?;
+    }
+    println!(
+        "self-signed certificate for {} in {} (cert.pem is also the clients' --ca)",
+        cmd.names.join(", "),
+        cmd.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What every client is told on hello.
+fn participant_settings(cfg: &RunConfig) -> Result<ParticipantSettings> {
+    if cfg.split.norm == Norm::Global {
+        bail!(
+            "--norm global needs statistics of every client's data, which no server of a real \
+             federation has: use speaker (the default) or none"
+        );
+    }
+    Ok(ParticipantSettings {
+        spec: cfg.model_spec()?,
+        front_end: cfg.features.clone(),
+        norm: cfg.split.norm,
+        val_fraction: cfg.split.val_fraction,
+        weight_decay: cfg.local.weight_decay,
+        optimizer: cfg.local.optimizer,
+        class_weights: cfg.local.class_weights,
+        seed: cfg.seed,
+        dp: cfg.privacy.dp.is_some(),
+    })
+}
+
+/// The server's configuration: the run directory's own on `--resume`, else defaults, then
+/// `--config`, then flags.
+fn server_config(cmd: &ServerCmd) -> Result<(RunConfig, Start)> {
+    if cmd.resume {
+        let mut cfg = RunConfig::load(&cmd.out.join("config.toml"))
+            .with_context(|| format!("{} is not a resumable run directory", cmd.out.display()))?;
+        if let Some(r) = cmd.run.rounds {
+            cfg.federation.rounds = r;
+        }
+        cfg.validate()?;
+        return Ok((cfg, Start::Resume));
+    }
+    let mut cfg = match &cmd.config {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::default(),
+    };
+    if cmd.run.name.is_none() && cfg.name == RunConfig::default().name {
+        cfg.name = simulate::default_name(&cmd.out);
+    }
+    cfg.apply_flags(&cmd.run);
+    cfg.absolutise_paths();
+    cfg.validate()?;
+    Ok((cfg, Start::Fresh))
+}
+
+pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let (cfg, start) = server_config(&cmd)?;
+    let verifier = Verifier::from_file(&cmd.enrolled, Duration::from_secs(120))?;
+    let clients = verifier.len();
+    if start == Start::Resume && !cmd.out.is_dir() {
+        bail!(
+            "{} is not a run directory (no such folder)",
+            cmd.out.display()
+        );
+    }
+    let run = RunDir::lock(&cmd.out, "fedser server")?;
+    if start == Start::Fresh && RunDir::has_run(&cmd.out) {
+        bail!(
+            "{} already holds a run; continue it with --resume or choose another --out",
+            cmd.out.display()
+        );
+    }
+    let settings = participant_settings(&cfg)?;
+    // The run is defined by its settings and its members (the enrolled keys).
+    let mut defining = serde_json::to_value(&cfg)?;
+    defining["enrolled_clients"] = clients.into();
+    simulate::check_fingerprint(&run, &Fingerprint::of(&defining), start)?;
+    run.write_file("config.toml", cfg.to_toml()?.as_bytes())?;
+    cfg.check_against_clients(clients)?;
+
+    let spec = cfg.model_spec()?;
+    let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
+    let strategy = simulate::build_strategy(&cfg, initial.statistic_names())?;
+    let (mut server_pipeline, _) = simulate::privacy_pipelines(&cfg, clients)?;
+    if cfg.privacy.record_updates {
+        server_pipeline = ServerPipeline::new()
+            .with_stage(Box::new(RecordUpdates {
+                dir: cmd.out.join("attacker"),
+            }))
+            .then(server_pipeline);
+    }
+    let info = RunInfo {
+        name: cfg.name.clone(),
+        corpus: "(held by the clients)".into(),
+        arch: cfg.model.arch.name().to_string(),
+        strategy: strategy.describe(),
+        rounds_planned: cfg.federation.rounds,
+        parameters: initial.num_params() as u64,
+        clients: (0..clients)
+            .map(|id| ClientInfo {
+                id,
+                name: format!("client-{id}"),
+                train: 0,
+                val: 0,
+                speakers: Vec::new(),
+                gender: None,
+            })
+            .collect(),
+        test_speakers: Vec::new(),
+        test_utterances: 0,
+        emotion_counts: [0; fedser_core::Emotion::COUNT],
+        example_audio: None,
+    };
+    if start == Start::Fresh || !cmd.out.join("run.json").is_file() {
+        run.write_file("run.json", serde_json::to_string_pretty(&info)?.as_bytes())?;
+    }
+    let params = initial.params()?;
+    let model_bytes = params.num_bytes() as u64;
+    let mut server = Server::new(
+        strategy,
+        params,
+        (0..clients).collect(),
+        cfg.federation.min_fit_results,
+    )
+    .with_pipeline(server_pipeline);
+    let (first_round, _) = driver::resume(&run, &mut server)?;
+    if start == Start::Resume {
+        eprintln!(
+            "resuming {} after round {}",
+            cmd.out.display(),
+            first_round - 1
+        );
+        run.record_event(
+            "resume",
+            serde_json::json!({"after_round": first_round - 1, "rounds": cfg.federation.rounds}),
+        )?;
+    }
+
+    let tls = if cmd.insecure {
+        if !cmd.listen.ip().is_loopback() {
+            bail!(
+                "--insecure is for loopback experiments only; {} is not a loopback address",
+                cmd.listen
+            );
+        }
+        eprintln!(
+            "WARNING: --insecure: updates and the model travel in plain text, for loopback \
+             experiments only"
+        );
+        ServerTls::Insecure
+    } else {
+        let read = |p: &Option<std::path::PathBuf>, what: &str| -> Result<Vec<u8>> {
+            let p = p
+                .as_ref()
+                .with_context(|| format!("--{what} is needed (or --insecure)"))?;
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        ServerTls::Pem {
+            cert: read(&cmd.tls_cert, "tls-cert")?,
+            key: read(&cmd.tls_key, "tls-key")?,
+        }
+    };
+    let net = NetServer::start(
+        cmd.listen,
+        tls,
+        verifier,
+        ServerOptions {
+            round_deadline: Duration::from_secs_f64(cmd.round_deadline.max(0.1)),
+            client_timeout: Duration::from_secs(60),
+            poll: Duration::from_secs(5),
+            max_result_bytes: 2 * model_bytes + (1 << 20),
+            settings_json: serde_json::to_string(&settings)?,
+        },
+    )?;
+    // Scripts and tests read the port from this line.
+    eprintln!(
+        "listening on {} ({clients} enrolled clients)",
+        net.local_addr
+    );
+    let want = cmd.wait_clients.unwrap_or(clients).clamp(1, clients);
+    let got = net.wait_for_clients(want, Duration::from_secs_f64(cmd.client_wait.max(0.0)));
+    if got < want {
+        bail!(
+            "only {got} of the {want} clients waited for connected within {} s",
+            cmd.client_wait
+        );
+    }
+    let rounds = cfg.federation.rounds;
+    let mut hook = Rounds {
+        bar: progress::bar(rounds as u64, "rounds", quiet),
+        quiet,
+        rounds,
+        clients,
+        spec: spec.clone(),
+        model_path: cmd.out.join("global.safetensors"),
+        meta: ModelMeta::new(
+            cfg.features.clone(),
+            match cfg.split.norm {
+                Norm::None => NormRecord::None,
+                _ => NormRecord::Speaker,
+            },
+            &cfg.local,
+            Vec::new(),
+        ),
+        stop_after: None,
+    };
+    hook.bar.set_position((first_round - 1) as u64);
+    let mut executor = net.executor();
+    let ran = driver::drive(
+        &run,
+        &mut server,
+        first_round..=rounds,
+        &mut executor,
+        None,
+        &mut hook,
+    )?;
+    hook.bar.finish_and_clear();
+    net.finish(Duration::from_secs(2));
+    if let Some(reason) = &ran.refused {
+        eprintln!("{reason}");
+    }
+    let opts = Options {
+        cache: None,
+        quiet,
+        json: false,
+        report: !cmd.no_report,
+        stop_after: None,
+    };
+    simulate::finish(&run, &opts, true, started)
+}
+
+pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
+    let identity = Identity::load(&cmd.identity)?;
+    let mut corpus = fedser_data::loaders::load(
+        cmd.corpus.corpus,
+        cmd.corpus.data.as_deref(),
+        &cmd.corpus.load_options(),
+    )?;
+    if !cmd.speakers.is_empty() {
+        if let Some(s) = cmd
+            .speakers
+            .iter()
+            .find(|s| !corpus.utterances.iter().any(|u| &u.speaker == *s))
+        {
+            bail!("speaker {s:?} is not in the {} corpus", corpus.name);
+        }
+        corpus
+            .utterances
+            .retain(|u| cmd.speakers.contains(&u.speaker));
+    }
+    let ca_pem = match (&cmd.ca, cmd.insecure) {
+        (_, true) => None,
+        (Some(p), false) => {
+            Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)
+        }
+        (None, false) => bail!("--ca is needed (or --insecure)"),
+    };
+    if cmd.insecure {
+        eprintln!("WARNING: --insecure: talking to the server in plain text (loopback only)");
+    }
+    let mut conn = Connection::open(
+        ClientOptions {
+            server: cmd.server.clone(),
+            ca_pem,
+            insecure: cmd.insecure,
+            max_wait: Duration::from_secs_f64(cmd.max_wait.max(0.0)),
+            examples: corpus.len() as u64,
+            ..ClientOptions::default()
+        },
+        identity,
+    )?;
+    let settings: ParticipantSettings = serde_json::from_str(&conn.settings_json)
+        .context("the server sent settings this client does not understand")?;
+    let cache = cmd
+        .cache
+        .clone()
+        .or_else(simulate::data::default_cache)
+        .map(FeatureCache::open)
+        .transpose()
+        .context("cannot open the feature cache")?;
+    let bar = progress::bar(corpus.len() as u64, "features", quiet);
+    let featured = cdata::featurise(corpus, &settings.front_end, cache.as_ref(), &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    let data = local_data(&featured, &settings, conn.client_id);
+    eprintln!(
+        "client {}: {} training and {} validation recordings of {} speakers; waiting for tasks",
+        conn.client_id,
+        data.train.len(),
+        data.val.len(),
+        cdata::speakers(
+            &featured.corpus,
+            &(0..featured.features.len()).collect::<Vec<_>>()
+        )
+        .len()
+    );
+    let norm = match settings.norm {
+        Norm::None => NormRecord::None,
+        _ => NormRecord::Speaker,
+    };
+    let mut participant =
+        SpeechClient::new(settings.spec.clone(), settings.train_config(), data, &norm);
+    let mut pipeline = ClientPipeline::new();
+    if settings.dp {
+        pipeline = pipeline.with_stage(Box::new(DpClientStage));
+    }
+    let served = conn.serve(&mut participant, &pipeline)?;
+    println!(
+        "federation over: {} training tasks, {} evaluations, {} results refused",
+        served.fits,
+        served.evaluations,
+        served.refused.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The device's recordings split as a simulated client of the same run splits them.
+fn local_data(f: &cdata::Featured, s: &ParticipantSettings, id: u64) -> LocalData {
+    let all: Vec<usize> = (0..f.features.len()).collect();
+    let (fit, val) = train_val_split(&f.corpus.utterances, &all, s.val_fraction, s.seed ^ id);
+    let held = |indices: &[usize]| -> Vec<Held> {
+        indices
+            .iter()
+            .map(|&i| Held {
+                example: cdata::examples(f, &[i]).remove(0),
+                speaker: Some(f.corpus.utterances[i].speaker.clone()),
+            })
+            .collect()
+    };
+    LocalData {
+        train: held(&fit),
+        val: held(&val),
+    }
+}
