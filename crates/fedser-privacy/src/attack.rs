@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn lira_scores_how_far_the_target_lies_above_models_without_the_candidate() {
-        assert_eq!(lira_offline_score(3.0, &[1.0, 2.0, 3.0]), Some(2.0));
+        assert_eq!(lira_offline_score(4.0, &[1.0, 2.0, 3.0]), Some(2.0));
         assert_eq!(lira_offline_score(1.0, &[1.0]), None);
         assert_eq!(lira_offline_score(f64::NAN, &[1.0, 2.0]), None);
         // Identical references: the floor keeps the score finite.
