@@ -145,6 +145,33 @@ impl RunDir {
         &self.path
     }
 
+    /// Who holds `path`'s lock now (`None`: no process is using the run directory). Reads
+    /// only: a free lock is released again at once.
+    pub fn holder(path: &Path) -> Result<Option<String>, RunDirError> {
+        let lock_path = path.join(LOCK);
+        let file = match std::fs::File::open(&lock_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&lock_path)(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let text = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                Ok(Some(match serde_json::from_str::<Holder>(&text) {
+                    Ok(h) => format!(
+                        "pid {}, `{}`, started {} s ago",
+                        h.pid,
+                        h.command,
+                        now_unix().saturating_sub(h.started_unix)
+                    ),
+                    Err(_) => "holder unknown".into(),
+                }))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&lock_path)(e)),
+        }
+    }
+
     /// Whether `path` already holds a run (its metrics file exists).
     pub fn has_run(path: &Path) -> bool {
         path.join(METRICS).is_file()
@@ -517,7 +544,10 @@ mod tests {
                 && text.contains("`fedser simulate`"),
             "{text}"
         );
+        let held = RunDir::holder(dir.path()).unwrap().unwrap();
+        assert!(held.contains("`fedser simulate`"), "{held}");
         drop(first);
+        assert_eq!(RunDir::holder(dir.path()).unwrap(), None);
         RunDir::lock(dir.path(), "again").unwrap();
     }
 

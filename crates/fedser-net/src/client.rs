@@ -114,7 +114,9 @@ impl Connection {
         })
     }
 
-    /// Runs the server's tasks on `client` until the federation is over.
+    /// Runs the server's tasks on `client` until the federation is over. A lost server
+    /// (restarting, say) is reconnected to with backoff, within `max_wait`; a result that
+    /// could not be delivered is dropped (the server runs that round again or counts it lost).
     pub fn serve(
         &mut self,
         client: &mut dyn Client,
@@ -122,67 +124,84 @@ impl Connection {
     ) -> Result<Served, NetError> {
         let mut served = Served::default();
         loop {
-            let task = match self.poll() {
-                Ok(t) => t,
-                Err(e) => {
+            match self.step(client, pipeline, &mut served) {
+                Ok(true) => return Ok(served),
+                Ok(false) => {}
+                Err(NetError::Unreachable(e)) => {
                     tracing::warn!("lost the server ({e}); reconnecting");
-                    let (rpc, id, settings) = self
-                        .runtime
-                        .block_on(hello(&self.options, &self.identity))?;
-                    if id != self.client_id || settings != self.settings_json {
-                        return Err(NetError::Protocol(
-                            "the server came back with another identity or run".into(),
-                        ));
-                    }
-                    self.rpc = rpc;
-                    continue;
+                    self.reconnect()?;
                 }
-            };
-            match task {
-                Task::Done => {
-                    let _ = self.goodbye();
-                    return Ok(served);
-                }
-                Task::Wait => continue,
-                Task::Fit { ins, global } => {
-                    let result = pipeline.fit(client, self.client_id as usize, &global, &ins);
-                    let chunk = match result {
-                        Ok(u) => {
-                            let meta = ResultMeta {
-                                examples: u.examples,
-                                loss: u.loss,
-                                seconds: u.seconds,
-                                stages: u.stages,
-                            };
-                            let data = u
-                                .delta
-                                .to_safetensors(&BTreeMap::new())
-                                .map_err(|e| NetError::Protocol(e.to_string()))?;
-                            self.result(ins.round, "fit", serde_json::to_string(&meta)?, data, "")
-                        }
-                        Err(f) => {
-                            self.result(ins.round, "fit", String::new(), Vec::new(), &f.to_string())
-                        }
-                    };
-                    self.submit(chunk, &mut served)?;
-                    served.fits += 1;
-                }
-                Task::Evaluate { round, global } => {
-                    let chunk = match client.evaluate(&global) {
-                        Ok(outcome) => self.result(
-                            round,
-                            "evaluate",
-                            serde_json::to_string(&outcome)?,
-                            Vec::new(),
-                            "",
-                        ),
-                        Err(e) => self.result(round, "evaluate", String::new(), Vec::new(), &e),
-                    };
-                    self.submit(chunk, &mut served)?;
-                    served.evaluations += 1;
-                }
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// One task: `Ok(true)` when the federation is over.
+    fn step(
+        &mut self,
+        client: &mut dyn Client,
+        pipeline: &ClientPipeline,
+        served: &mut Served,
+    ) -> Result<bool, NetError> {
+        match self.poll()? {
+            Task::Done => {
+                let _ = self.goodbye();
+                Ok(true)
+            }
+            Task::Wait => Ok(false),
+            Task::Fit { ins, global } => {
+                let chunk = match pipeline.fit(client, self.client_id as usize, &global, &ins) {
+                    Ok(u) => {
+                        let meta = ResultMeta {
+                            examples: u.examples,
+                            loss: u.loss,
+                            seconds: u.seconds,
+                            stages: u.stages,
+                        };
+                        let data = u
+                            .delta
+                            .to_safetensors(&BTreeMap::new())
+                            .map_err(|e| NetError::Protocol(e.to_string()))?;
+                        self.result(ins.round, "fit", serde_json::to_string(&meta)?, data, "")
+                    }
+                    Err(f) => {
+                        self.result(ins.round, "fit", String::new(), Vec::new(), &f.to_string())
+                    }
+                };
+                self.submit(chunk, served)?;
+                served.fits += 1;
+                Ok(false)
+            }
+            Task::Evaluate { round, global } => {
+                let chunk = match client.evaluate(&global) {
+                    Ok(outcome) => self.result(
+                        round,
+                        "evaluate",
+                        serde_json::to_string(&outcome)?,
+                        Vec::new(),
+                        "",
+                    ),
+                    Err(e) => self.result(round, "evaluate", String::new(), Vec::new(), &e),
+                };
+                self.submit(chunk, served)?;
+                served.evaluations += 1;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Says hello again after losing the server; it must be the same run and identity.
+    fn reconnect(&mut self) -> Result<(), NetError> {
+        let (rpc, id, settings) = self
+            .runtime
+            .block_on(hello(&self.options, &self.identity))?;
+        if id != self.client_id || settings != self.settings_json {
+            return Err(NetError::Protocol(
+                "the server came back with another identity or run".into(),
+            ));
+        }
+        self.rpc = rpc;
+        Ok(())
     }
 
     fn poll(&mut self) -> Result<Task, NetError> {

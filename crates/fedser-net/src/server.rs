@@ -151,8 +151,19 @@ impl NetServer {
             verifier: Mutex::new(verifier),
             options,
         });
+        // SO_REUSEADDR: a restarted server takes its port back at once, even while the
+        // connections of the one before linger in TIME_WAIT.
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(addr))
+            .block_on(async {
+                let socket = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.set_reuseaddr(true)?;
+                socket.bind(addr)?;
+                socket.listen(1024)
+            })
             .map_err(|e| NetError::Io(format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener
             .local_addr()
@@ -248,12 +259,14 @@ pub struct NetExecutor {
 }
 
 impl NetExecutor {
+    /// Posts the tasks and waits for their answers until the deadline; returns the answers
+    /// and the clients that took their task (whether or not they answered).
     fn run_tasks(
         &mut self,
         round: u32,
         global: &ParamSet,
         tasks: Vec<(ClientId, Task)>,
-    ) -> BTreeMap<ClientId, Answer> {
+    ) -> (BTreeMap<ClientId, Answer>, BTreeSet<ClientId>) {
         let bytes = global.to_safetensors(&BTreeMap::new()).unwrap_or_default();
         let ids: Vec<ClientId> = tasks.iter().map(|(c, _)| *c).collect();
         {
@@ -285,19 +298,22 @@ impl NetExecutor {
                 .0;
         }
         st.pending.clear();
-        st.taken.clear();
-        std::mem::take(&mut st.answers)
-    }
-
-    /// Why a client gave no answer: still connected (a straggler) or gone (dropped).
-    fn missing(&self, client: ClientId) -> ClientFailure {
-        if connected(&self.shared).contains(&client) {
-            ClientFailure::Straggler
-        } else {
-            ClientFailure::Dropped
-        }
+        let taken = std::mem::take(&mut st.taken);
+        (std::mem::take(&mut st.answers), taken)
     }
 }
+
+/// Why a client gave no answer: it took its task and did not finish in time (a straggler), or
+/// never came for it (dropped: gone, or not polling).
+fn missing(taken: &BTreeSet<ClientId>, client: ClientId) -> ClientFailure {
+    if taken.contains(&client) {
+        ClientFailure::Straggler
+    } else {
+        ClientFailure::Dropped
+    }
+}
+
+impl NetExecutor {}
 
 impl Executor for NetExecutor {
     fn available(&mut self, _round: u32) -> Option<Vec<ClientId>> {
@@ -322,13 +338,13 @@ impl Executor for NetExecutor {
                 )
             })
             .collect();
-        let mut answers = self.run_tasks(round, global, posted);
+        let (mut answers, taken) = self.run_tasks(round, global, posted);
         tasks
             .iter()
             .map(|(c, _)| {
                 let answer = match answers.remove(c) {
                     Some(Answer::Fit(r)) => r,
-                    _ => Err(self.missing(*c)),
+                    _ => Err(missing(&taken, *c)),
                 };
                 (*c, answer)
             })
@@ -345,13 +361,13 @@ impl Executor for NetExecutor {
             .iter()
             .map(|&c| (c, Task::Evaluate { round }))
             .collect();
-        let mut answers = self.run_tasks(round, global, posted);
+        let (mut answers, taken) = self.run_tasks(round, global, posted);
         clients
             .iter()
             .map(|c| {
                 let answer = match answers.remove(c) {
                     Some(Answer::Evaluate(r)) => r,
-                    _ => Err(self.missing(*c)),
+                    _ => Err(missing(&taken, *c)),
                 };
                 (*c, answer)
             })

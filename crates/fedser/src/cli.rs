@@ -63,6 +63,17 @@ pub enum Command {
     Server(Box<ServerCmd>),
     /// Take part in a federation: train on this device's own recordings only.
     Client(ClientCmd),
+    /// A read-only view of a run directory: whether a process is running it, rounds done,
+    /// last UA, epsilon, connected clients.
+    Status(StatusCmd),
+}
+
+#[derive(Args)]
+pub struct StatusCmd {
+    pub run_dir: PathBuf,
+    /// One JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

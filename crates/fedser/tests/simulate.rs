@@ -745,3 +745,203 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
         rounds(&t.join("sim"))[1]["federated"]
     );
 }
+
+/// The port of a server started with `--listen 127.0.0.1:0`, from its log (bounded wait).
+fn server_port(log: &Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let err = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = err
+            .split("listening on 127.0.0.1:")
+            .last()
+            .filter(|_| err.contains("listening on"))
+        {
+            return rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no listening line: {err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits (bounded) until `dir` has recorded at least `n` rounds.
+fn wait_for_rounds(dir: &Path, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let done = std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if done >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} rounds not reached"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_client_is_dropped_and_a_restarted_server_loses_and_repeats_no_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let corpus = [
+        "--synthetic-speakers",
+        "3",
+        "--synthetic-per-emotion",
+        "2",
+        "--seed",
+        "3",
+    ];
+    fedser(t)
+        .args(["tls-cert", "--out", &s(&t.join("tls"))])
+        .assert()
+        .success();
+    let mut enrolled = String::new();
+    for i in 0..3 {
+        let out = fedser(t)
+            .args(["keygen", "--out", &s(&t.join(format!("id{i}")))])
+            .assert()
+            .success();
+        enrolled += &String::from_utf8_lossy(&out.get_output().stdout);
+    }
+    std::fs::write(t.join("enrolled.txt"), enrolled).unwrap();
+    let run_dir = s(&t.join("srv"));
+    let server_args = |listen: &str, resume: bool| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "-q",
+            "server",
+            "--out",
+            &run_dir,
+            "--listen",
+            listen,
+            "--enrolled",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        a.push(s(&t.join("enrolled.txt")));
+        a.extend(["--tls-cert".into(), s(&t.join("tls/cert.pem"))]);
+        a.extend(["--tls-key".into(), s(&t.join("tls/key.pem"))]);
+        a.extend(
+            [
+                "--round-deadline",
+                "3",
+                "--client-wait",
+                "60",
+                "--no-report",
+            ]
+            .map(String::from),
+        );
+        if resume {
+            a.push("--resume".into());
+        } else {
+            a.extend(
+                [
+                    "--test-fraction",
+                    "0",
+                    "--arch",
+                    "dnn",
+                    "--rounds",
+                    "6",
+                    "--local-epochs",
+                    "1",
+                ]
+                .map(String::from),
+            );
+        }
+        a
+    };
+    let args = server_args("127.0.0.1:0", false);
+    let first = spawn(
+        t,
+        t,
+        "server1",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let port = server_port(&t.join("server1.err"));
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = s(&t.join("tls/cert.pem"));
+    let clients: Vec<_> = (0..3)
+        .map(|i| {
+            let identity = s(&t.join(format!("id{i}")));
+            let speaker = format!("synth_{i:03}");
+            let mut a = vec!["-q", "client", "--server", &url, "--ca", &ca];
+            a.extend([
+                "--identity",
+                &identity,
+                "--corpus",
+                "synthetic",
+                "--speakers",
+                &speaker,
+            ]);
+            a.extend(corpus);
+            spawn(t, t, &format!("client{i}"), &a)
+        })
+        .collect();
+    // Kill the server (no goodbye, no cleanup) after its second round.
+    wait_for_rounds(&t.join("srv"), 2);
+    let mut first = first;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let view = fedser(t)
+        .args(["status", &run_dir, "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&view.get_output().stdout).unwrap();
+    assert_eq!(v["running"], false, "{v}");
+    // Restart it on the same port; the clients find it again.
+    let args = server_args(&format!("127.0.0.1:{port}"), true);
+    let second = spawn(
+        t,
+        t,
+        "server2",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    wait_for_rounds(&t.join("srv"), 4);
+    let view = fedser(t)
+        .args(["status", &run_dir, "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&view.get_output().stdout).unwrap();
+    assert_eq!(v["running"], true, "{v}");
+    assert!(
+        v["holder"].as_str().unwrap().contains("fedser server"),
+        "{v}"
+    );
+    // Kill a client mid-run (16 rounds remain: far more than the kill takes): its later tasks
+    // are never taken, so it is recorded as dropped.
+    let mut clients = clients;
+    let mut gone = clients.pop().unwrap();
+    gone.kill().unwrap();
+    gone.wait().unwrap();
+    let status = wait_bounded(second, 120);
+    let err = std::fs::read_to_string(t.join("server2.err")).unwrap();
+    assert!(status.success(), "{err}");
+    for c in clients {
+        assert!(wait_bounded(c, 60).success());
+    }
+    let recorded = rounds(&t.join("srv"));
+    let numbers: Vec<u64> = recorded
+        .iter()
+        .map(|r| r["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        vec![1, 2, 3, 4, 5, 6],
+        "no round lost or counted twice"
+    );
+    assert!(
+        recorded[4..]
+            .iter()
+            .any(|r| r["dropped"].as_u64().unwrap() >= 1),
+        "the killed client is recorded as dropped: {:?}",
+        recorded.iter().map(|r| &r["dropped"]).collect::<Vec<_>>()
+    );
+    let events = std::fs::read_to_string(t.join("srv/events.jsonl")).unwrap();
+    assert!(events.contains("\"resume\""), "{events}");
+}

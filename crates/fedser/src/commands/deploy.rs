@@ -11,7 +11,7 @@ use fedser_client::dataset::{self as cdata, NormRecord};
 use fedser_client::{Held, LocalData, ModelMeta, ParticipantSettings, SpeechClient};
 use fedser_data::cache::FeatureCache;
 use fedser_data::partition::train_val_split;
-use fedser_fl::driver;
+use fedser_fl::driver::{self, RoundHook};
 use fedser_fl::pipeline::RecordUpdates;
 use fedser_fl::run_dir::{Fingerprint, RunDir};
 use fedser_fl::{ClientPipeline, Server, ServerPipeline, Strategy};
@@ -24,7 +24,7 @@ use fedser_privacy::DpClientStage;
 
 use super::simulate::config::RunConfig;
 use super::simulate::{self, Options, Rounds, Start};
-use crate::cli::{ClientCmd, KeygenCmd, Norm, ServerCmd, TlsCertCmd};
+use crate::cli::{ClientCmd, KeygenCmd, Norm, ServerCmd, StatusCmd, TlsCertCmd};
 use crate::progress;
 use crate::report::{ClientInfo, RunInfo};
 
@@ -63,6 +63,103 @@ pub fn tls_cert(cmd: TlsCertCmd) -> Result<ExitCode> {
         cmd.names.join(", "),
         cmd.out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server's round hook: the simulation's (model file, progress line), then `status.json`
+/// for `fedser status`.
+struct Status<'a> {
+    inner: Rounds,
+    net: &'a NetServer,
+    run: &'a RunDir,
+    enrolled: usize,
+}
+
+impl Status<'_> {
+    fn write(&self, round: u32, ua: Option<f64>) -> Result<()> {
+        let status = serde_json::json!({
+            "round": round,
+            "rounds": self.inner.rounds,
+            "enrolled": self.enrolled,
+            "connected": self.net.connected(),
+            "listening": self.net.local_addr.to_string(),
+            "last_ua": ua,
+            "updated_unix": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        });
+        Ok(self.run.write_file(
+            "status.json",
+            serde_json::to_string_pretty(&status)?.as_bytes(),
+        )?)
+    }
+}
+
+impl RoundHook for Status<'_> {
+    fn after_round(
+        &mut self,
+        record: &fedser_fl::RoundRecord,
+        global: &fedser_core::ParamSet,
+    ) -> std::result::Result<std::ops::ControlFlow<()>, String> {
+        let flow = self.inner.after_round(record, global)?;
+        let ua = record
+            .central
+            .as_ref()
+            .or(record.federated.as_ref())
+            .map(|e| e.ua);
+        self.write(record.round, ua).map_err(|e| e.to_string())?;
+        Ok(flow)
+    }
+}
+
+/// `fedser status RUN_DIR`: a read-only view of a run, running or not.
+pub fn status(cmd: StatusCmd) -> Result<ExitCode> {
+    let dir = &cmd.run_dir;
+    if !dir.join("config.toml").is_file() {
+        bail!("{} is not a run directory (no config.toml)", dir.display());
+    }
+    let holder = RunDir::holder(dir)?;
+    let rounds = fedser_fl::run_dir::read_metrics(&dir.join(fedser_fl::run_dir::METRICS))
+        .map(|r| r.records)
+        .unwrap_or_default();
+    let planned = RunConfig::load(&dir.join("config.toml"))?.federation.rounds;
+    let live: Option<serde_json::Value> = std::fs::read_to_string(dir.join("status.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let last = rounds.last();
+    let ua = last.and_then(|r| r.central.as_ref().or(r.federated.as_ref()).map(|e| e.ua));
+    let view = serde_json::json!({
+        "running": holder.is_some(),
+        "holder": holder,
+        "rounds_done": last.map_or(0, |r| r.round),
+        "rounds_planned": planned,
+        "last_ua": ua,
+        "epsilon": last.and_then(|r| r.stage_records.get("privacy")).map(|p| p["epsilon"].clone()),
+        "connected": live.as_ref().map(|s| s["connected"].clone()),
+        "enrolled": live.as_ref().map(|s| s["enrolled"].clone()),
+    });
+    if cmd.json {
+        println!("{view}");
+    } else {
+        println!(
+            "{}: {} ({}), round {} of {}{}{}",
+            dir.display(),
+            if view["running"] == true {
+                "running"
+            } else {
+                "not running"
+            },
+            view["holder"].as_str().unwrap_or("no process holds it"),
+            view["rounds_done"],
+            planned,
+            ua.map_or(String::new(), |u| format!(", last UA {u:.3}")),
+            match (&view["connected"], &view["enrolled"]) {
+                (serde_json::Value::Array(c), e) if !e.is_null() =>
+                    format!(", {} of {e} clients connected at the last round", c.len()),
+                _ => String::new(),
+            }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -246,7 +343,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
         );
     }
     let rounds = cfg.federation.rounds;
-    let mut hook = Rounds {
+    let hook = Rounds {
         bar: progress::bar(rounds as u64, "rounds", quiet),
         quiet,
         rounds,
@@ -266,15 +363,22 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     };
     hook.bar.set_position((first_round - 1) as u64);
     let mut executor = net.executor();
+    let mut status = Status {
+        inner: hook,
+        net: &net,
+        run: &run,
+        enrolled: clients,
+    };
+    status.write(first_round - 1, None)?;
     let ran = driver::drive(
         &run,
         &mut server,
         first_round..=rounds,
         &mut executor,
         None,
-        &mut hook,
+        &mut status,
     )?;
-    hook.bar.finish_and_clear();
+    status.inner.bar.finish_and_clear();
     net.finish(Duration::from_secs(2));
     if let Some(reason) = &ran.refused {
         eprintln!("{reason}");
