@@ -284,6 +284,46 @@ fn unknown_keys_replays_wrong_rounds_and_plain_text_are_refused() {
         !reply.accepted && reply.reason.contains("no open task"),
         "{reply:?}"
     );
+
+    // Garbage bytes on the port: the connection dies, the server does not.
+    {
+        use std::io::Write;
+        let mut raw = std::net::TcpStream::connect(server.local_addr).unwrap();
+        raw.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = raw.write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(4096));
+    }
+    // An oversized result is refused before it is read, and the server still answers.
+    rt.block_on(async {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&cert.0));
+        let channel = tonic::transport::Endpoint::from_shared(opts.server.clone())
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut rpc = FederationClient::new(channel);
+        let huge = ResultChunk {
+            client_id: 0,
+            round: 1,
+            kind: "fit".into(),
+            total_bytes: 1 << 40,
+            ..ResultChunk::default()
+        };
+        let err = rpc
+            .submit(tokio_stream::iter(vec![huge]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+        let hello = HelloRequest {
+            protocol: fedser_net::PROTOCOL,
+            auth: Some(enrolled.sign("hello", "examples=1", b"")),
+            examples: 1,
+            capabilities: vec![],
+        };
+        assert!(rpc.hello(hello).await.is_ok(), "the server still serves");
+    });
     let refusals = server.refusals();
     assert!(
         refusals.iter().any(|(_, r)| r.contains("not enrolled")),
