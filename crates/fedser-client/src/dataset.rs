@@ -110,6 +110,25 @@ pub fn featurise(
     Ok(Featured { corpus, features })
 }
 
+/// Keeps only `speakers`' utterances (all when the list is empty); a name the corpus does not
+/// know is an error, so a typo never silently trains on nobody.
+pub fn keep_speakers(corpus: &mut Corpus, speakers: &[String]) -> Result<(), ClientError> {
+    if speakers.is_empty() {
+        return Ok(());
+    }
+    if let Some(s) = speakers
+        .iter()
+        .find(|s| !corpus.utterances.iter().any(|u| &u.speaker == *s))
+    {
+        return Err(ClientError::UnknownSpeaker {
+            speaker: s.clone(),
+            corpus: corpus.name.clone(),
+        });
+    }
+    corpus.utterances.retain(|u| speakers.contains(&u.speaker));
+    Ok(())
+}
+
 /// Indices of each speaker's utterances among `indices`, speakers in sorted order.
 pub fn by_speaker(corpus: &Corpus, indices: &[usize]) -> Vec<Vec<usize>> {
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

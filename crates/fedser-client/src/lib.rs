@@ -34,6 +34,8 @@ pub enum ClientError {
     Train(#[from] fedser_model::TrainError),
     #[error(transparent)]
     Params(#[from] fedser_core::ParamError),
+    #[error("speaker {speaker:?} is not in the {corpus} corpus")]
+    UnknownSpeaker { speaker: String, corpus: String },
     #[error("no utterance of the corpus could be turned into features")]
     NoFeatures,
     #[error("feature matrices of different widths: {0} and {1} coefficients")]

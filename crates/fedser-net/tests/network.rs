@@ -208,6 +208,20 @@ fn a_federation_over_tls_ends_exactly_where_the_simulation_does() {
     assert!(last.bytes_up > 0 && last.bytes_down > 0);
 }
 
+/// A bare protocol client over TLS, for requests the real client would never send.
+async fn raw_client(server: &str, ca: &str) -> FederationClient<tonic::transport::Channel> {
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    let channel = tonic::transport::Endpoint::from_shared(server.to_string())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    FederationClient::new(channel)
+}
+
 #[test]
 fn unknown_keys_replays_wrong_rounds_and_plain_text_are_refused() {
     let cert = certificate();
@@ -239,16 +253,7 @@ fn unknown_keys_replays_wrong_rounds_and_plain_text_are_refused() {
         .unwrap();
     let replay = Mutex::new(None);
     rt.block_on(async {
-        let tls = tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(&cert.0));
-        let channel = tonic::transport::Endpoint::from_shared(opts.server.clone())
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut rpc = FederationClient::new(channel);
+        let mut rpc = raw_client(&opts.server, &cert.0).await;
         let hello = HelloRequest {
             protocol: fedser_net::PROTOCOL,
             auth: Some(enrolled.sign("hello", "examples=4", b"")),
@@ -294,16 +299,7 @@ fn unknown_keys_replays_wrong_rounds_and_plain_text_are_refused() {
     }
     // An oversized result is refused before it is read, and the server still answers.
     rt.block_on(async {
-        let tls = tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(&cert.0));
-        let channel = tonic::transport::Endpoint::from_shared(opts.server.clone())
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut rpc = FederationClient::new(channel);
+        let mut rpc = raw_client(&opts.server, &cert.0).await;
         let huge = ResultChunk {
             client_id: 0,
             round: 1,

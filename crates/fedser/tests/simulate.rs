@@ -569,6 +569,23 @@ fn attacks_measure_a_recorded_run_and_say_what_they_need() {
     assert_stderr(&refused.get_output().stderr, "--record-updates");
 }
 
+/// Makes identities `T/idN` for `ids`, in order, and enrols them in `T/enrolled.txt`.
+fn enrol(t: &Path, ids: impl Iterator<Item = u64>) {
+    let mut enrolled = String::new();
+    for id in ids {
+        let out = fedser(t)
+            .args([
+                "keygen",
+                "--out",
+                t.join(format!("id{id}")).to_str().unwrap(),
+            ])
+            .assert()
+            .success();
+        enrolled += &String::from_utf8_lossy(&out.get_output().stdout);
+    }
+    std::fs::write(t.join("enrolled.txt"), enrolled).unwrap();
+}
+
 /// Runs `fedser` with `args` in the background, output to files in `dir` named `name`.
 fn spawn(cache: &Path, dir: &Path, name: &str, args: &[&str]) -> std::process::Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("fedser"))
@@ -635,19 +652,19 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
         .assert()
         .success();
     // Enrol one identity per client, in the simulation's client order.
-    let mut enrolled = String::new();
-    let mut order = Vec::new();
-    for c in sim_info["clients"].as_array().unwrap() {
-        let id = c["id"].as_u64().unwrap();
-        let out = fedser(t)
-            .args(["keygen", "--out", &s(&t.join(format!("id{id}")))])
-            .assert()
-            .success();
-        enrolled += &String::from_utf8_lossy(&out.get_output().stdout);
-        order.push((id, c["name"].as_str().unwrap().to_string()));
-    }
+    let order: Vec<(u64, String)> = sim_info["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_u64().unwrap(),
+                c["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     assert_eq!(order.len(), speakers.len());
-    std::fs::write(t.join("enrolled.txt"), enrolled).unwrap();
+    enrol(t, order.iter().map(|(id, _)| *id));
 
     let mut server_args = vec![
         "-q".to_string(),
@@ -801,15 +818,7 @@ fn a_killed_client_is_dropped_and_a_restarted_server_loses_and_repeats_no_round(
         .args(["tls-cert", "--out", &s(&t.join("tls"))])
         .assert()
         .success();
-    let mut enrolled = String::new();
-    for i in 0..3 {
-        let out = fedser(t)
-            .args(["keygen", "--out", &s(&t.join(format!("id{i}")))])
-            .assert()
-            .success();
-        enrolled += &String::from_utf8_lossy(&out.get_output().stdout);
-    }
-    std::fs::write(t.join("enrolled.txt"), enrolled).unwrap();
+    enrol(t, 0..3);
     let run_dir = s(&t.join("srv"));
     let server_args = |listen: &str, resume: bool| -> Vec<String> {
         let mut a: Vec<String> = [

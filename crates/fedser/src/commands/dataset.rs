@@ -34,15 +34,7 @@ pub fn load_speakers(
     quiet: bool,
 ) -> Result<Featured> {
     let mut corpus = loaders::load(args.corpus, args.data.as_deref(), &args.load_options())?;
-    if !speakers.is_empty() {
-        if let Some(s) = speakers
-            .iter()
-            .find(|s| !corpus.utterances.iter().any(|u| &u.speaker == *s))
-        {
-            anyhow::bail!("speaker {s:?} is not in the {} corpus", corpus.name);
-        }
-        corpus.utterances.retain(|u| speakers.contains(&u.speaker));
-    }
+    fedser_client::dataset::keep_speakers(&mut corpus, speakers)?;
     let cache = cache
         .map(FeatureCache::open)
         .transpose()

@@ -400,18 +400,7 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
         cmd.corpus.data.as_deref(),
         &cmd.corpus.load_options(),
     )?;
-    if !cmd.speakers.is_empty() {
-        if let Some(s) = cmd
-            .speakers
-            .iter()
-            .find(|s| !corpus.utterances.iter().any(|u| &u.speaker == *s))
-        {
-            bail!("speaker {s:?} is not in the {} corpus", corpus.name);
-        }
-        corpus
-            .utterances
-            .retain(|u| cmd.speakers.contains(&u.speaker));
-    }
+    cdata::keep_speakers(&mut corpus, &cmd.speakers)?;
     let ca_pem = match (&cmd.ca, cmd.insecure) {
         (_, true) => None,
         (Some(p), false) => {
