@@ -508,9 +508,13 @@ pub struct EvaluateCmd {
     pub model: PathBuf,
     #[command(flatten)]
     pub corpus: CorpusArgs,
-    /// Only these speakers (comma-separated).
+    /// Only these speakers (comma-separated). Default: the speakers the model file records
+    /// as held out from its training, where the corpus has them.
     #[arg(long, value_delimiter = ',')]
     pub speakers: Vec<String>,
+    /// Score every speaker of the corpus, training speakers included.
+    #[arg(long, conflicts_with = "speakers")]
+    pub all_speakers: bool,
     /// Feature cache folder.
     #[arg(long)]
     pub cache: Option<PathBuf>,

@@ -109,7 +109,27 @@ fn simulate_writes_a_complete_run_directory_and_resume_gives_the_same_result() {
         .assert()
         .success();
     let m: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert!(m["ua"].as_f64().unwrap() > 0.0);
+    // By default it scores the speakers the run held out: the run's own final figure.
+    assert_eq!(m["ua"], records[3]["central"]["ua"]);
+    assert_stderr(&out.get_output().stderr, "held out from training");
+    let all = fedser(tmp.path())
+        .args([
+            "evaluate",
+            "--model",
+            straight.to_str().unwrap(),
+            "--all-speakers",
+        ])
+        .args([
+            "--synthetic-speakers",
+            "8",
+            "--synthetic-per-emotion",
+            "3",
+            "--seed",
+            "11",
+        ])
+        .assert()
+        .success();
+    assert_stderr(&all.get_output().stderr, "not speaker-independent");
 
     // A run directory is not overwritten by accident.
     let stderr = small_run(&mut fedser(tmp.path()), &straight)

@@ -19,16 +19,13 @@ pub fn load_model(path: &Path) -> Result<(EmotionModel, FrontEndConfig, NormReco
 }
 
 pub fn run(cmd: EvaluateCmd, quiet: bool) -> Result<ExitCode> {
-    let (model, front, norm) = load_model(&cmd.model)?;
-    let mut data = dataset::load(&cmd.corpus, &front, cmd.cache.as_deref(), quiet)?;
+    let (model, meta) = fedser_client::model_file::load(&cmd.model)?;
+    let norm = meta.norm.clone();
+    let mut data = dataset::load(&cmd.corpus, &meta.front_end, cmd.cache.as_deref(), quiet)?;
+    let speakers = speakers_to_score(&cmd, &meta.test_speakers, &data.corpus)?;
     let mut indices: Vec<usize> = (0..data.features.len()).collect();
-    if !cmd.speakers.is_empty() {
-        for s in &cmd.speakers {
-            if !data.corpus.utterances.iter().any(|u| &u.speaker == s) {
-                bail!("unknown speaker {s:?} in {}", data.corpus.name);
-            }
-        }
-        indices.retain(|&i| cmd.speakers.contains(&data.corpus.utterances[i].speaker));
+    if !speakers.is_empty() {
+        indices.retain(|&i| speakers.contains(&data.corpus.utterances[i].speaker));
     }
     let groups = dataset::by_speaker(&data.corpus, &indices);
     dataset::apply_record(&mut data.features, &norm, &groups);
@@ -39,6 +36,66 @@ pub fn run(cmd: EvaluateCmd, quiet: bool) -> Result<ExitCode> {
         print_metrics(&metrics);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which speakers to score: those asked for (with a warning when some of them trained the
+/// model), else the ones the model file records as held out, else all (saying that the
+/// figures may include training speakers). Empty means all.
+fn speakers_to_score(
+    cmd: &EvaluateCmd,
+    held_out: &[String],
+    corpus: &fedser_data::Corpus,
+) -> Result<Vec<String>> {
+    let known = |s: &String| corpus.utterances.iter().any(|u| &u.speaker == s);
+    if !cmd.speakers.is_empty() {
+        if let Some(s) = cmd.speakers.iter().find(|s| !known(s)) {
+            bail!("unknown speaker {s:?} in {}", corpus.name);
+        }
+        let trained: Vec<&String> = cmd
+            .speakers
+            .iter()
+            .filter(|s| !held_out.is_empty() && !held_out.contains(s))
+            .collect();
+        if !trained.is_empty() && held_out.iter().any(known) {
+            eprintln!(
+                "WARNING: {} {} not held out from this model's training: these figures are not \
+                 speaker-independent",
+                trained
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if trained.len() == 1 { "was" } else { "were" }
+            );
+        }
+        return Ok(cmd.speakers.clone());
+    }
+    let present: Vec<String> = held_out.iter().filter(|s| known(s)).cloned().collect();
+    if cmd.all_speakers || held_out.is_empty() {
+        if held_out.is_empty() {
+            eprintln!(
+                "WARNING: the model file records no held-out speakers: every speaker of the \
+                 corpus is scored, including any the model trained on"
+            );
+        } else if !present.is_empty() {
+            eprintln!(
+                "WARNING: --all-speakers scores the model's training speakers too: these \
+                 figures are not speaker-independent"
+            );
+        }
+        return Ok(Vec::new());
+    }
+    if present.is_empty() {
+        // Another corpus: none of its speakers trained the model.
+        return Ok(Vec::new());
+    }
+    eprintln!(
+        "evaluating on the {} speakers held out from training ({}; recorded in the model \
+         file; --all-speakers scores every speaker)",
+        present.len(),
+        present.join(", ")
+    );
+    Ok(present)
 }
 
 /// The metrics table: summary, per class, confusion matrix.
