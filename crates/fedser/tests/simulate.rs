@@ -704,6 +704,8 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
         "--no-report".into(),
     ];
     server_args.extend(corpus.iter().chain(&run).map(|a| a.to_string()));
+    // The server's own evaluation set: a speaker none of the clients holds.
+    server_args.extend(["--test-speakers".into(), "synth_000".into()]);
     let args: Vec<&str> = server_args.iter().map(String::as_str).collect();
     let server = spawn(t, t, "server", &args);
     // The port, from the server's "listening on" line (bounded wait).
@@ -780,6 +782,10 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
     assert_eq!(
         net_rounds[1]["federated"],
         rounds(&t.join("sim"))[1]["federated"]
+    );
+    assert!(
+        net_rounds[1]["central"]["ua"].is_number(),
+        "central evaluation on synth_000"
     );
 }
 

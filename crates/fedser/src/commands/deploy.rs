@@ -163,6 +163,29 @@ pub fn status(cmd: StatusCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The server's own evaluation set: `--test-speakers` of `--corpus`, each speaker normalised
+/// with their own statistics as a new device would be (none without `--test-speakers`).
+fn central_test_set(cfg: &RunConfig, quiet: bool) -> Result<Vec<fedser_model::Example>> {
+    if cfg.split.test_speakers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut featured = super::dataset::load_speakers(
+        &cfg.corpus_args(),
+        &cfg.split.test_speakers,
+        &cfg.features,
+        simulate::data::default_cache().as_deref(),
+        quiet,
+    )?;
+    let all: Vec<usize> = (0..featured.features.len()).collect();
+    let groups = cdata::by_speaker(&featured.corpus, &all);
+    let record = match cfg.split.norm {
+        Norm::None => NormRecord::None,
+        _ => NormRecord::Speaker,
+    };
+    cdata::apply_record(&mut featured.features, &record, &groups);
+    Ok(cdata::examples(&featured, &all))
+}
+
 /// What every client is told on hello.
 fn participant_settings(cfg: &RunConfig) -> Result<ParticipantSettings> {
     if cfg.split.norm == Norm::Global {
@@ -235,6 +258,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     run.write_file("config.toml", cfg.to_toml()?.as_bytes())?;
     cfg.check_against_clients(clients)?;
 
+    let test = central_test_set(&cfg, quiet)?;
     let spec = cfg.model_spec()?;
     let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
     let strategy = simulate::build_strategy(&cfg, initial.statistic_names())?;
@@ -263,8 +287,8 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
                 gender: None,
             })
             .collect(),
-        test_speakers: Vec::new(),
-        test_utterances: 0,
+        test_speakers: cfg.split.test_speakers.clone(),
+        test_utterances: test.len(),
         emotion_counts: [0; fedser_core::Emotion::COUNT],
         example_audio: None,
     };
@@ -357,7 +381,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
                 _ => NormRecord::Speaker,
             },
             &cfg.local,
-            Vec::new(),
+            cfg.split.test_speakers.clone(),
         ),
         stop_after: None,
     };
@@ -370,12 +394,18 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
         enrolled: clients,
     };
     status.write(first_round - 1, None)?;
+    let mut central = |params: &fedser_core::ParamSet| -> Result<fedser_fl::EvalOutcome, String> {
+        let model = fedser_client::model_with(&spec, params).map_err(|e| e.to_string())?;
+        Ok(fedser_client::evaluate_examples(&model, &test))
+    };
+    let central_eval: Option<&mut fedser_fl::server::CentralEval<'_>> =
+        (!test.is_empty()).then_some(&mut central);
     let ran = driver::drive(
         &run,
         &mut server,
         first_round..=rounds,
         &mut executor,
-        None,
+        central_eval,
         &mut status,
     )?;
     status.inner.bar.finish_and_clear();
@@ -390,7 +420,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
         report: !cmd.no_report,
         stop_after: None,
     };
-    simulate::finish(&run, &opts, true, started)
+    simulate::finish(&run, &opts, test.is_empty(), started)
 }
 
 pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
