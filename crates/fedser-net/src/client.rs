@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use fedser_core::ParamSet;
 use fedser_fl::{Client, ClientPipeline, FitInstructions};
+use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -271,13 +272,15 @@ impl Connection {
             total_bytes: data.len() as u64,
             data: Vec::new(),
             error: error.into(),
+            data_sha256: hex::encode(Sha256::digest(&data)),
         };
-        let mut payload = first.meta_json.clone().into_bytes();
-        payload.extend_from_slice(&data);
-        first.auth = Some(
-            self.identity
-                .sign("submit", &submit_fields(&first), &payload),
-        );
+        // Signed over the fields (the data's digest among them) and the metadata, so the
+        // server can check who sends before it reads the body.
+        first.auth = Some(self.identity.sign(
+            "submit",
+            &submit_fields(&first),
+            first.meta_json.as_bytes(),
+        ));
         (first, data)
     }
 

@@ -235,12 +235,13 @@ impl Verifier {
             .verify(text.as_bytes(), &signature)
             .map_err(|_| AuthError::BadSignature)?;
         let now = now_ms();
-        let skew = (auth.timestamp_ms as i64 - now as i64) / 1000;
-        if skew.unsigned_abs() > self.max_skew.as_secs() {
-            return Err(AuthError::Stale(skew));
+        // In milliseconds: a request is accepted only within max_skew of its timestamp, so a
+        // replay can arrive at most 2 × max_skew after the original; nonces are remembered
+        // that long, which keeps the memory bounded and leaves no window.
+        let skew_ms = auth.timestamp_ms as i64 - now as i64;
+        if skew_ms.unsigned_abs() > self.max_skew.as_millis() as u64 {
+            return Err(AuthError::Stale(skew_ms / 1000));
         }
-        // Nonces are remembered for twice the accepted skew: anything older is refused as
-        // stale anyway, so the memory stays bounded.
         let horizon = 2 * self.max_skew.as_millis() as u64;
         self.seen
             .retain(|_, &mut t| now.saturating_sub(t) <= horizon);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use fedser_core::ParamSet;
 use fedser_fl::{ClientFailure, ClientId, EvalOutcome, Executor, FitInstructions, Update};
+use sha2::{Digest, Sha256};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -72,8 +73,22 @@ struct State {
     global: Arc<Vec<u8>>,
     round: u32,
     finished: bool,
-    /// Refusals, for the operator (client, reason).
-    refusals: Vec<(Option<ClientId>, String)>,
+    /// The latest refusals, for the operator (client, reason), and how many there were.
+    refusals: std::collections::VecDeque<(Option<ClientId>, String)>,
+    refused: u64,
+}
+
+/// Refusals kept for the operator (older ones are only counted).
+const KEEP_REFUSALS: usize = 1000;
+
+impl State {
+    fn note_refusal(&mut self, client: Option<ClientId>, reason: String) {
+        self.refused += 1;
+        if self.refusals.len() == KEEP_REFUSALS {
+            self.refusals.pop_front();
+        }
+        self.refusals.push_back((client, reason));
+    }
 }
 
 struct Shared {
@@ -107,8 +122,7 @@ impl Shared {
         result.map_err(|e| {
             tracing::warn!("refused a {method} request: {e}");
             self.lock()
-                .refusals
-                .push((claimed.map(|c| c as usize), e.to_string()));
+                .note_refusal(claimed.map(|c| c as usize), e.to_string());
             match e {
                 AuthError::Malformed(_) => Status::invalid_argument(e.to_string()),
                 _ => Status::unauthenticated(e.to_string()),
@@ -226,7 +240,7 @@ impl NetServer {
 
     /// What was refused so far (client where known, reason).
     pub fn refusals(&self) -> Vec<(Option<ClientId>, String)> {
-        self.shared.lock().refusals.clone()
+        self.shared.lock().refusals.iter().cloned().collect()
     }
 
     /// Tells polling clients the federation is over, then stops serving after `grace`.
@@ -379,6 +393,44 @@ struct Service {
     shared: Arc<Shared>,
 }
 
+impl Service {
+    /// Whether `first` answers the task open for client `id` (right kind, right round, not
+    /// answered yet); marks the client as heard from.
+    fn open_task(&self, id: ClientId, first: &ResultChunk) -> Result<(), String> {
+        let mut st = self.shared.lock();
+        st.connected.insert(id, Instant::now());
+        let expected = match st.pending.get(&id) {
+            Some(Task::Fit { round, .. }) => ("fit", *round),
+            Some(Task::Evaluate { round }) => ("evaluate", *round),
+            None => {
+                return Err(format!(
+                    "no open task for round {} (late or unasked)",
+                    first.round
+                ));
+            }
+        };
+        if (first.kind.as_str(), first.round) != expected {
+            return Err(format!(
+                "a {} result for round {}, but the open task is {} for round {}",
+                first.kind, first.round, expected.0, expected.1
+            ));
+        }
+        if st.answers.contains_key(&id) {
+            return Err(format!("round {} already answered", first.round));
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, id: ClientId, reason: String) -> SubmitReply {
+        tracing::warn!("client {id}: result refused: {reason}");
+        self.shared.lock().note_refusal(Some(id), reason.clone());
+        SubmitReply {
+            accepted: false,
+            reason,
+        }
+    }
+}
+
 type TaskStream = Pin<Box<dyn Stream<Item = Result<TaskChunk, Status>> + Send>>;
 
 fn one_chunk(kind: &str, round: u32) -> TaskStream {
@@ -475,6 +527,18 @@ impl Federation for Service {
                 first.total_bytes
             )));
         }
+        // The first chunk is signed over the fields, the metadata and the data's SHA-256:
+        // who sends it is checked before a byte of the body is read.
+        let id = self.shared.verify(
+            first.auth.as_ref(),
+            "submit",
+            &submit_fields(&first),
+            first.meta_json.as_bytes(),
+            Some(first.client_id),
+        )?;
+        if let Err(reason) = self.open_task(id, &first) {
+            return Ok(Response::new(self.refuse(id, reason)));
+        }
         let mut data = first.data.clone();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
@@ -492,51 +556,17 @@ impl Federation for Service {
                 first.total_bytes
             )));
         }
-        let fields = submit_fields(&first);
-        let mut payload = first.meta_json.clone().into_bytes();
-        payload.extend_from_slice(&data);
-        let id = self.shared.verify(
-            first.auth.as_ref(),
-            "submit",
-            &fields,
-            &payload,
-            Some(first.client_id),
-        )?;
+        if hex::encode(Sha256::digest(&data)) != first.data_sha256 {
+            return Ok(Response::new(
+                self.refuse(id, "the data does not match its signed digest".into()),
+            ));
+        }
         let answer = decode_answer(&first, &data, id);
-        let mut st = self.shared.lock();
-        st.connected.insert(id, Instant::now());
-        let refuse = |st: &mut State, reason: String| {
-            tracing::warn!("client {id}: result refused: {reason}");
-            st.refusals.push((Some(id), reason.clone()));
-            Ok(Response::new(SubmitReply {
-                accepted: false,
-                reason,
-            }))
-        };
-        let expected = match st.pending.get(&id) {
-            Some(Task::Fit { round, .. }) => ("fit", *round),
-            Some(Task::Evaluate { round }) => ("evaluate", *round),
-            None => {
-                return refuse(
-                    &mut st,
-                    format!("no open task for round {} (late or unasked)", first.round),
-                );
-            }
-        };
-        if (first.kind.as_str(), first.round) != expected {
-            return refuse(
-                &mut st,
-                format!(
-                    "a {} result for round {}, but the open task is {} for round {}",
-                    first.kind, first.round, expected.0, expected.1
-                ),
-            );
+        // Checked again: the round may have closed while the body arrived.
+        if let Err(reason) = self.open_task(id, &first) {
+            return Ok(Response::new(self.refuse(id, reason)));
         }
-        if st.answers.contains_key(&id) {
-            return refuse(&mut st, format!("round {} already answered", first.round));
-        }
-        st.answers.insert(id, answer);
-        drop(st);
+        self.shared.lock().answers.insert(id, answer);
         self.shared.answered.notify_all();
         Ok(Response::new(SubmitReply {
             accepted: true,
@@ -581,8 +611,8 @@ impl Federation for Service {
 /// What a result's signature covers besides its bytes.
 pub(crate) fn submit_fields(c: &ResultChunk) -> String {
     format!(
-        "client={}|round={}|kind={}|bytes={}|error={}",
-        c.client_id, c.round, c.kind, c.total_bytes, c.error
+        "client={}|round={}|kind={}|bytes={}|sha256={}|error={}",
+        c.client_id, c.round, c.kind, c.total_bytes, c.data_sha256, c.error
     )
 }
 

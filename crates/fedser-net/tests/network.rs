@@ -273,8 +273,13 @@ fn unknown_keys_replays_wrong_rounds_and_plain_text_are_refused() {
             ..ResultChunk::default()
         };
         let fields = format!(
-            "client={}|round={}|kind={}|bytes={}|error={}",
-            first.client_id, first.round, first.kind, first.total_bytes, first.error
+            "client={}|round={}|kind={}|bytes={}|sha256={}|error={}",
+            first.client_id,
+            first.round,
+            first.kind,
+            first.total_bytes,
+            first.data_sha256,
+            first.error
         );
         first.auth = Some(enrolled.sign("submit", &fields, first.meta_json.as_bytes()));
         let reply = rpc

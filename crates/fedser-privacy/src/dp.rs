@@ -31,6 +31,8 @@ use crate::noise::{add_gaussian, add_gaussian_values};
 /// Config-map keys the server sends to clients.
 pub const CLIP_KEY: &str = "dp.clip";
 pub const NOISE_KEY: &str = "dp.noise_std";
+/// Set only when the run asked for reproducible noise (which voids the guarantee).
+pub const REPRODUCIBLE_KEY: &str = "dp.reproducible_noise";
 
 /// Where the noise is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +86,22 @@ pub struct DpSettings {
     pub target_epsilon: Option<f64>,
     /// False when the user forced fixed-size sampling: ε is then reported but does not hold.
     pub poisson: bool,
+    /// The secret the server's noise is drawn from. It must never reach a client or a shared
+    /// file: whoever knows it can regenerate the noise and subtract it. A run draws it from
+    /// the operating system (see [`noise_secret`]); only experiments that must be reproduced
+    /// bit for bit pass the run seed, and are told that this voids the guarantee.
     pub seed: u64,
+    /// The noise is drawn from the run seed (set by the operator for exact reproduction; the
+    /// guarantee then does not hold against anyone who knows the seed, clients included).
+    #[serde(default)]
+    pub reproducible_noise: bool,
+}
+
+/// A secret for the server's noise from the operating system's random source.
+pub fn noise_secret() -> Result<u64, PrivacyError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| PrivacyError::Attack(format!("no OS randomness: {e}")))?;
+    Ok(u64::from_le_bytes(b))
 }
 
 impl DpSettings {
@@ -108,6 +125,13 @@ impl DpSettings {
             return Err(PrivacyError::TargetEpsilon(t));
         }
         if let Some(a) = &self.adaptive {
+            if self.mode == DpMode::Local {
+                return Err(PrivacyError::Attack(
+                    "adaptive clipping needs each client's clipped bit, which local DP does not \
+                     let leave the device: use a fixed --clip with --dp local"
+                        .into(),
+                ));
+            }
             self.adaptive_clip(a)?;
             update_noise_multiplier(self.noise_multiplier, self.count_noise_std())?;
         }
@@ -158,8 +182,18 @@ impl UpdateStage for DpClientStage {
         };
         let report = clip_l2(delta, clip).map_err(|e| e.to_string())?;
         if let Some(std) = ins.config.get(NOISE_KEY).and_then(ConfigValue::as_f64) {
-            let seed = fedser_fl::seed::derive(ins.seed, ins.round, client as u64, "dp-local");
+            // Local DP: the device's own noise, from its own randomness (the server derives
+            // every seed it sends, so a seed from it would let it subtract the noise), unless
+            // the run asked for reproducible noise.
+            let reproducible = ins.config.get(REPRODUCIBLE_KEY) == Some(&ConfigValue::Bool(true));
+            let seed = if reproducible {
+                fedser_fl::seed::derive(ins.seed, ins.round, client as u64, "dp-local")
+            } else {
+                noise_secret().map_err(|e| e.to_string())?
+            };
             add_gaussian(delta, std, seed).map_err(|e| e.to_string())?;
+            // Nothing about the update before its noise leaves the device.
+            return Ok(BTreeMap::new());
         }
         Ok(BTreeMap::from([
             ("norm".to_string(), report.norm),
@@ -180,8 +214,9 @@ pub struct PrivacyRecord {
     /// Standard deviation of the noise added to the aggregate (central) or by each client
     /// (local), in parameter units.
     pub noise_std: f64,
-    /// Fraction of this round's updates whose norm exceeded the clip.
-    pub clipped_fraction: f64,
+    /// Fraction of this round's updates whose norm exceeded the clip (central DP: the trusted
+    /// server's own log; `null` under local DP, where that bit never leaves a device).
+    pub clipped_fraction: Option<f64>,
     /// Clients whose updates entered this round.
     pub sampled: usize,
     /// False when the sampling is not the Poisson sampling the accountant assumes.
@@ -274,10 +309,11 @@ impl DpServerStage {
             alpha,
             clip: clip_used,
             noise_std,
-            clipped_fraction: if self.seen == 0 {
-                0.0
-            } else {
-                (self.seen - self.unclipped) as f64 / self.seen as f64
+            clipped_fraction: match self.settings.mode {
+                // Under local DP the server never learns which updates were clipped.
+                DpMode::Local => None,
+                DpMode::Central if self.seen == 0 => Some(0.0),
+                DpMode::Central => Some((self.seen - self.unclipped) as f64 / self.seen as f64),
             },
             sampled: self.seen,
             accounting_holds: self.settings.poisson,
@@ -300,6 +336,9 @@ impl ServerStage for DpServerStage {
             && let Ok(std) = self.noise_std()
         {
             config.insert(NOISE_KEY.into(), ConfigValue::Float(std));
+            if self.settings.reproducible_noise {
+                config.insert(REPRODUCIBLE_KEY.into(), ConfigValue::Bool(true));
+            }
         }
     }
 
@@ -339,11 +378,16 @@ impl ServerStage for DpServerStage {
         weights: &mut [f64],
     ) -> Result<(), String> {
         for (u, flat) in updates.iter().zip(flats.iter_mut()) {
+            self.seen += 1;
+            if self.settings.mode == DpMode::Local {
+                // The update carries its own noise (norm far above C); clipping it again would
+                // only shrink the signal. Its clipped bit stayed on the device.
+                continue;
+            }
             // A client that clipped says whether it had to; the server's own clip is then a
             // no-op. A client that did not clip is clipped here.
             let report = clip_values(flat, self.clip).map_err(|e| e.to_string())?;
             let clipped_on_client = u.stages.get("dp.clipped").copied().unwrap_or(0.0) > 0.5;
-            self.seen += 1;
             if !(report.clipped || clipped_on_client) {
                 self.unclipped += 1;
             }

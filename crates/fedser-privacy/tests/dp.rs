@@ -22,6 +22,7 @@ fn settings(mode: DpMode) -> DpSettings {
         target_epsilon: None,
         poisson: true,
         seed: 3,
+        reproducible_noise: false,
     }
 }
 
@@ -79,9 +80,19 @@ fn every_update_leaves_the_device_clipped_and_local_dp_adds_noise_there() {
     assert_eq!(delta, params(vec![5.0, 5.0]));
     // Local DP: the device's own noise, whose spread matches what the server asked for.
     let mut delta = params(vec![0.0; 20_000]);
-    stage
+    let figures = stage
         .apply(&mut delta, 4, &ins(&[(CLIP_KEY, 1.0), (NOISE_KEY, 0.3)]))
         .unwrap();
+    assert!(
+        figures.is_empty(),
+        "nothing about the noiseless update leaves: {figures:?}"
+    );
+    // The device's noise comes from its own randomness: the same task twice, different noise.
+    let mut again = params(vec![0.0; 20_000]);
+    stage
+        .apply(&mut again, 4, &ins(&[(CLIP_KEY, 1.0), (NOISE_KEY, 0.3)]))
+        .unwrap();
+    assert_ne!(delta, again);
     let v = &delta.iter().next().unwrap().1.data;
     let sd = (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
     assert!((sd - 0.3).abs() < 0.01, "sd {sd}");
@@ -179,6 +190,14 @@ fn bad_settings_are_refused_before_training() {
         }
         assert!(DpServerStage::new(s).is_err(), "{field} = {value}");
     }
+    // Adaptive clipping needs clipped bits that local DP keeps on the device.
+    let mut s = settings(DpMode::Local);
+    s.adaptive = Some(fedser_privacy::dp::AdaptiveSettings {
+        quantile: 0.5,
+        learning_rate: 0.2,
+    });
+    let err = DpServerStage::new(s).err().unwrap().to_string();
+    assert!(err.contains("local DP"), "{err}");
 }
 
 #[test]

@@ -404,6 +404,11 @@ pub struct RunFlags {
     /// `fedser attack`). Off by default.
     #[arg(long)]
     pub record_updates: bool,
+    /// DP: draw the noise from the run seed, for exact reproduction of an experiment. This
+    /// voids the guarantee against anyone who knows the seed (clients receive it); by default
+    /// the noise comes from a secret kept in the run directory.
+    #[arg(long)]
+    pub reproducible_noise: bool,
     /// DP: adaptive clipping towards this quantile of the update norms (Andrew et al. 2021).
     #[arg(long)]
     pub adaptive_clip: Option<f64>,

@@ -415,6 +415,7 @@ fn resume_refuses_changed_experiment_settings_and_records_allowed_changes() {
 #[test]
 fn a_dp_run_records_its_privacy_every_round_and_resumes_on_the_same_epsilon_curve() {
     let tmp = tempfile::tempdir().unwrap();
+    // Reproducible noise, so that two runs can be compared bit for bit.
     let dp = [
         "--dp",
         "central",
@@ -422,6 +423,7 @@ fn a_dp_run_records_its_privacy_every_round_and_resumes_on_the_same_epsilon_curv
         "0.5",
         "--noise-multiplier",
         "0.8",
+        "--reproducible-noise",
     ];
     let straight = tmp.path().join("straight");
     small_run(&mut fedser(tmp.path()), &straight)
@@ -439,6 +441,28 @@ fn a_dp_run_records_its_privacy_every_round_and_resumes_on_the_same_epsilon_curv
         assert_eq!(p["clip"], 0.5);
         assert_eq!(p["sampled"], r["accepted"]);
         assert_eq!(p["accounting_holds"], true);
+    }
+    // Without --reproducible-noise the noise comes from a secret only the run directory holds.
+    let secret_run = tmp.path().join("secret");
+    small_run(&mut fedser(tmp.path()), &secret_run)
+        .args(&dp[..6])
+        .args(["--no-report", "--stop-after", "1"])
+        .assert()
+        .success();
+    let secret = std::fs::read_to_string(secret_run.join("dp-noise.secret")).unwrap();
+    let config = std::fs::read_to_string(secret_run.join("config.toml")).unwrap();
+    assert!(
+        !config.contains(secret.trim()),
+        "the secret is not in config.toml"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(secret_run.join("dp-noise.secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
     // The accountant's figure for 4 rounds of Poisson rate 0.5 and z = 0.8, via the CLI.
     let out = fedser(tmp.path())

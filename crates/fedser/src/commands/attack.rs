@@ -335,7 +335,7 @@ fn gender(cmd: &AttackCmd, run: &Run, shadows: &[Shadow]) -> Result<serde_json::
     let rounds = recorded_rounds(&run.dir)?;
     let layout = global_sent(run, 1)?;
     let (layer, range) = layer_range(&layout, cmd.layer.as_deref())?;
-    let window = cmd.window.max(1) as u32;
+    let window = cmd.window.clamp(1, 1000) as u32;
     // Shadow features per round, kept for the window.
     let mut shadow_rows: BTreeMap<u32, Vec<(Vec<f32>, bool)>> = BTreeMap::new();
     let (mut all_truth, mut all_pred) = (Vec::new(), Vec::new());

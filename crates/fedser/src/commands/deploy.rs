@@ -232,8 +232,18 @@ fn server_config(cmd: &ServerCmd) -> Result<(RunConfig, Start)> {
     Ok((cfg, Start::Fresh))
 }
 
+/// A number of seconds from the command line, checked before it becomes a duration.
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    if !(value.is_finite() && (0.0..=86_400.0 * 365.0).contains(&value)) {
+        bail!("{flag} {value} must be a number of seconds between 0 and a year");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
 pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
+    let round_deadline = seconds(cmd.round_deadline, "--round-deadline")?;
+    let client_wait = seconds(cmd.client_wait, "--client-wait")?;
     let (cfg, start) = server_config(&cmd)?;
     let verifier = Verifier::from_file(&cmd.enrolled, Duration::from_secs(120))?;
     let clients = verifier.len();
@@ -262,7 +272,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     let spec = cfg.model_spec()?;
     let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
     let strategy = simulate::build_strategy(&cfg, initial.statistic_names())?;
-    let (mut server_pipeline, _) = simulate::privacy_pipelines(&cfg, clients)?;
+    let (mut server_pipeline, _) = simulate::privacy_pipelines(&cfg, clients, &run)?;
     if cfg.privacy.record_updates {
         server_pipeline = ServerPipeline::new()
             .with_stage(Box::new(RecordUpdates {
@@ -346,7 +356,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
         tls,
         verifier,
         ServerOptions {
-            round_deadline: Duration::from_secs_f64(cmd.round_deadline.max(0.1)),
+            round_deadline: round_deadline.max(Duration::from_millis(100)),
             client_timeout: Duration::from_secs(60),
             poll: Duration::from_secs(5),
             max_result_bytes: 2 * model_bytes + (1 << 20),
@@ -359,7 +369,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
         net.local_addr
     );
     let want = cmd.wait_clients.unwrap_or(clients).clamp(1, clients);
-    let got = net.wait_for_clients(want, Duration::from_secs_f64(cmd.client_wait.max(0.0)));
+    let got = net.wait_for_clients(want, client_wait);
     if got < want {
         bail!(
             "only {got} of the {want} clients waited for connected within {} s",
@@ -446,7 +456,7 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
             server: cmd.server.clone(),
             ca_pem,
             insecure: cmd.insecure,
-            max_wait: Duration::from_secs_f64(cmd.max_wait.max(0.0)),
+            max_wait: seconds(cmd.max_wait, "--max-wait")?,
             examples: corpus.len() as u64,
             ..ClientOptions::default()
         },

@@ -51,6 +51,9 @@ pub struct PrivacyConfig {
     pub sampling: Option<String>,
     /// Keep what the server sees under `attacker/` (does not change results).
     pub record_updates: bool,
+    /// Draw the DP noise from the run seed (exact reproduction; voids the guarantee against
+    /// anyone who knows the seed). Off: from a secret kept in the run directory.
+    pub reproducible_noise: bool,
 }
 
 impl Default for PrivacyConfig {
@@ -64,6 +67,7 @@ impl Default for PrivacyConfig {
             adaptive_clip: None,
             sampling: None,
             record_updates: false,
+            reproducible_noise: false,
         }
     }
 }
@@ -328,6 +332,7 @@ impl RunConfig {
             self.privacy.sampling = f.sampling.clone();
         }
         self.privacy.record_updates |= f.record_updates;
+        self.privacy.reproducible_noise |= f.reproducible_noise;
         set!(self.simulation.straggler, f.straggler);
     }
 

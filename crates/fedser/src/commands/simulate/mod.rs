@@ -249,7 +249,8 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
     let strategy = build_strategy(&cfg, initial.statistic_names())?;
     write_run_info(&run, &cfg, &prepared, &initial, &strategy, start)?;
 
-    let (mut server_pipeline, client_pipeline) = privacy_pipelines(&cfg, prepared.clients.len())?;
+    let (mut server_pipeline, client_pipeline) =
+        privacy_pipelines(&cfg, prepared.clients.len(), &run)?;
     if cfg.privacy.record_updates {
         // First, so it keeps the updates as they arrived, before any stage changes them.
         server_pipeline = ServerPipeline::new()
@@ -348,6 +349,7 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
 pub(crate) fn privacy_pipelines(
     cfg: &RunConfig,
     clients: usize,
+    run: &RunDir,
 ) -> Result<(ServerPipeline, ClientPipeline)> {
     let p = &cfg.privacy;
     let Some(mode) = p.dp else {
@@ -388,13 +390,43 @@ pub(crate) fn privacy_pipelines(
         }),
         target_epsilon: p.target_epsilon,
         poisson: poisson.is_some(),
-        seed: cfg.seed,
+        seed: noise_seed(cfg, run)?,
+        reproducible_noise: p.reproducible_noise,
     };
     let stage = DpServerStage::new(settings)?;
     Ok((
         ServerPipeline::new().with_stage(Box::new(stage)),
         ClientPipeline::new().with_stage(Box::new(DpClientStage)),
     ))
+}
+
+/// The seed of the server's DP noise: a secret kept in the run directory (mode 0600, never in
+/// config.toml, never sent to a client; read back on resume), or the run seed when the run
+/// asked for reproducible noise, which voids the guarantee against anyone who knows the seed.
+fn noise_seed(cfg: &RunConfig, run: &RunDir) -> Result<u64> {
+    if cfg.privacy.reproducible_noise {
+        eprintln!(
+            "WARNING: --reproducible-noise draws the DP noise from the run seed: anyone who knows \
+             the seed (clients receive it) can remove the noise; for exact reproduction only"
+        );
+        return Ok(cfg.seed);
+    }
+    let path = run.path().join("dp-noise.secret");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return text
+            .trim()
+            .parse()
+            .with_context(|| format!("{}: not a noise secret", path.display()));
+    }
+    let secret = fedser_privacy::dp::noise_secret()?;
+    run.write_file("dp-noise.secret", secret.to_string().as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+    }
+    Ok(secret)
 }
 
 pub(crate) fn build_strategy(cfg: &RunConfig, statistics: Vec<String>) -> Result<FedStrategy> {
