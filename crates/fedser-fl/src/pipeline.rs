@@ -27,6 +27,11 @@ pub trait ServerStage: Send {
     fn allows_individual_views(&self) -> bool {
         true
     }
+    /// Whether every round must release an aggregate, even one with no or few updates (DP
+    /// with Poisson sampling: skipping a round would reveal that nobody took part).
+    fn aggregates_every_round(&self) -> bool {
+        false
+    }
     /// Runs on the flattened individual updates before the rule; may change them (clipping)
     /// and their weights (uniform for DP-FedAvg).
     fn before(
@@ -100,6 +105,10 @@ impl ServerPipeline {
 
     pub fn allows_individual_views(&self) -> bool {
         self.stages.iter().all(|s| s.allows_individual_views())
+    }
+
+    pub fn aggregates_every_round(&self) -> bool {
+        self.stages.iter().any(|s| s.aggregates_every_round())
     }
 
     pub fn before(

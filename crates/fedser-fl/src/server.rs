@@ -249,7 +249,8 @@ impl<S: Strategy> Server<S> {
         // without error, so a failed round can be retried without applying its update twice.
         let saved_state = self.strategy.state();
         let mut candidate: Option<ParamSet> = None;
-        let aggregated = if accepted.len() < self.min_fit_results {
+        let every_round = self.pipeline.aggregates_every_round();
+        let aggregated = if accepted.len() < self.min_fit_results && !every_round {
             let msg = format!(
                 "only {} of {} results (minimum {}): global model unchanged",
                 accepted.len(),

@@ -472,7 +472,15 @@ impl Strategy for FedStrategy {
             .before(round, updates, &mut flats, &mut weights)
             .map_err(AggregateError::Stage)?;
         let refs: Vec<&[f32]> = flats.iter().map(Vec::as_slice).collect();
-        let (mut delta, report) = self.spec.rule.aggregate(&refs, &weights)?;
+        let (mut delta, report) = if refs.is_empty() && pipeline.aggregates_every_round() {
+            // Nobody took part: a zero aggregate, which the pipeline still noises and releases.
+            (
+                vec![0.0; flat::flatten(global).len()],
+                RuleReport::default(),
+            )
+        } else {
+            self.spec.rule.aggregate(&refs, &weights)?
+        };
         let mut values = flat::flatten(global);
         if values.len() != delta.len() {
             return Err(AggregateError::Length(values.len(), delta.len()));

@@ -370,6 +370,12 @@ impl ServerStage for DpServerStage {
         false
     }
 
+    /// Central DP releases a noised aggregate every round, empty ones included: a round left
+    /// out would tell that nobody (or too few) took part, which the accountant does not cover.
+    fn aggregates_every_round(&self) -> bool {
+        self.settings.mode == DpMode::Central
+    }
+
     fn before(
         &mut self,
         _round: u32,

@@ -231,4 +231,11 @@ fn rules_that_read_individual_updates_are_refused_under_dp() {
             .aggregate_fit(1, &global, &ups, &mut pipeline)
             .is_ok()
     );
+    // A round nobody took part in still releases a noised aggregate (skipping it would tell).
+    let (next, _) = fedavg
+        .aggregate_fit(2, &global, &[], &mut pipeline)
+        .unwrap();
+    assert_ne!(next, global, "noise released for an empty round");
+    let record = pipeline.records()["privacy"].clone();
+    assert_eq!(record["sampled"], 0);
 }
