@@ -118,14 +118,17 @@ impl Connection {
     /// Runs the server's tasks on `client` until the federation is over. A lost server
     /// (restarting, say) is reconnected to with backoff, within `max_wait`; a result that
     /// could not be delivered is dropped (the server runs that round again or counts it lost).
+    ///
+    /// `on_task` hears of each task done: its kind (`fit` or `evaluate`) and round.
     pub fn serve(
         &mut self,
         client: &mut dyn Client,
         pipeline: &ClientPipeline,
+        on_task: &mut dyn FnMut(&str, u32),
     ) -> Result<Served, NetError> {
         let mut served = Served::default();
         loop {
-            match self.step(client, pipeline, &mut served) {
+            match self.step(client, pipeline, &mut served, on_task) {
                 Ok(true) => return Ok(served),
                 Ok(false) => {}
                 Err(NetError::Unreachable(e)) => {
@@ -143,6 +146,7 @@ impl Connection {
         client: &mut dyn Client,
         pipeline: &ClientPipeline,
         served: &mut Served,
+        on_task: &mut dyn FnMut(&str, u32),
     ) -> Result<bool, NetError> {
         match self.poll()? {
             Task::Done => {
@@ -171,6 +175,7 @@ impl Connection {
                 };
                 self.submit(chunk, served)?;
                 served.fits += 1;
+                on_task("fit", ins.round);
                 Ok(false)
             }
             Task::Evaluate { round, global } => {
@@ -186,6 +191,7 @@ impl Connection {
                 };
                 self.submit(chunk, served)?;
                 served.evaluations += 1;
+                on_task("evaluate", round);
                 Ok(false)
             }
         }

@@ -157,7 +157,8 @@ fn a_federation_over_tls_ends_exactly_where_the_simulation_does() {
             std::thread::spawn(move || {
                 let mut conn = Connection::open(opts, id).unwrap();
                 assert_eq!(conn.settings_json, "{\"run\":\"toy\"}");
-                conn.serve(&mut toy, &ClientPipeline::new()).unwrap()
+                conn.serve(&mut toy, &ClientPipeline::new(), &mut |_, _| {})
+                    .unwrap()
             })
         })
         .collect();

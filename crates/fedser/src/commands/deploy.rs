@@ -496,7 +496,18 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
     if settings.dp {
         pipeline = pipeline.with_stage(Box::new(DpClientStage));
     }
-    let served = conn.serve(&mut participant, &pipeline)?;
+    let id = conn.client_id;
+    let mut on_task = |kind: &str, round: u32| {
+        if !quiet {
+            let what = if kind == "fit" {
+                "trained and sent its update"
+            } else {
+                "evaluated the new model"
+            };
+            eprintln!("client {id}, round {round}: {what}");
+        }
+    };
+    let served = conn.serve(&mut participant, &pipeline, &mut on_task)?;
     println!(
         "federation over: {} training tasks, {} evaluations, {} results refused",
         served.fits,
