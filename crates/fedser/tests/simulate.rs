@@ -732,19 +732,7 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
     server_args.extend(["--test-speakers".into(), "synth_000".into()]);
     let args: Vec<&str> = server_args.iter().map(String::as_str).collect();
     let server = spawn(t, t, "server", &args);
-    // The port, from the server's "listening on" line (bounded wait).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let port = loop {
-        let err = std::fs::read_to_string(t.join("server.err")).unwrap_or_default();
-        if let Some(rest) = err.split("listening on 127.0.0.1:").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no listening line: {err}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let port = server_port(&t.join("server.err"));
     let url = format!("https://127.0.0.1:{port}");
     // A key that is not enrolled is refused and says so.
     fedser(t)
