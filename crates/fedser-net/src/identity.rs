@@ -60,6 +60,14 @@ impl Identity {
         })
     }
 
+    /// The key whose secret is `secret` (deterministic: for keys derived elsewhere, such as
+    /// a load run's, never for a real device's key).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Self {
+            key: SigningKey::from_bytes(&secret),
+        }
+    }
+
     /// The public key as hex (what the server's enrolled file lists).
     pub fn public_hex(&self) -> String {
         hex::encode(self.key.verifying_key().as_bytes())

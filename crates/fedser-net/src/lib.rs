@@ -6,12 +6,14 @@
 //! - [`identity`]: device key pairs, the enrolled-key list, signed and replay-protected requests.
 //! - [`server`]: the gRPC service and [`server::NetExecutor`] (tasks, deadlines, stragglers).
 //! - [`client`]: connect, say hello, run tasks until the federation is over.
+//! - [`load`]: many protocol-speaking clients in one process, for load measurements.
 //!
 //! The protocol is `proto/fedser.proto` (version [`PROTOCOL`]); parameters travel as
 //! safetensors bytes in chunks of [`CHUNK_BYTES`].
 
 pub mod client;
 pub mod identity;
+pub mod load;
 pub mod server;
 
 /// Generated from `proto/fedser.proto`.

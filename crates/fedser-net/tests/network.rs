@@ -333,3 +333,51 @@ fn unknown_keys_replays_wrong_rounds_and_plain_text_are_refused() {
     );
     server.finish(Duration::from_millis(10));
 }
+
+#[test]
+fn a_load_process_serves_many_enrolled_clients_over_the_real_protocol() {
+    let cert = certificate();
+    let dir = tempfile::tempdir().unwrap();
+    let enrolled = dir.path().join("enrolled.txt");
+    std::fs::write(&enrolled, fedser_net::load::enrolled_keys(7, 16)).unwrap();
+    let verifier = Verifier::from_file(&enrolled, Duration::from_secs(60)).unwrap();
+    assert_eq!(verifier.len(), 16);
+    let server = NetServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerTls::Pem {
+            cert: cert.0.clone().into_bytes(),
+            key: cert.1.clone().into_bytes(),
+        },
+        verifier,
+        ServerOptions {
+            round_deadline: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            settings_json: "{}".into(),
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
+    let opts = options(&server, &cert);
+    let load = std::thread::spawn(move || fedser_net::load::run(&opts, 16, 7, 5));
+    assert_eq!(server.wait_for_clients(16, Duration::from_secs(20)), 16);
+    let mut all = strategy();
+    all.sampling.fraction_fit = 1.0;
+    let start = params(&[0.5, -0.5]);
+    let mut net = Server::new(all, start.clone(), (0..16).collect(), 1);
+    let mut executor = server.executor();
+    for round in 1..=2 {
+        let r = net.run_round(round, &mut executor, None).unwrap();
+        assert_eq!(r.accepted, 16, "round {round}");
+    }
+    server.finish(Duration::from_millis(800));
+    let report = load.join().unwrap();
+    assert_eq!((report.connected, report.failed), (16, 0), "{report:?}");
+    assert_eq!(report.fits, 32);
+    assert_eq!(report.refused, 0);
+    let (a, b) = (
+        &net.global.get("w").unwrap().data,
+        &start.get("w").unwrap().data,
+    );
+    assert_ne!(a, b, "the clients' steps moved the model");
+    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-3));
+}

@@ -63,6 +63,10 @@ pub enum Command {
     Server(Box<ServerCmd>),
     /// Take part in a federation: train on this device's own recordings only.
     Client(ClientCmd),
+    /// Load test a server: many clients in this one process, each its own TLS connection
+    /// speaking the real protocol, with a cheap stand-in for training (measures the server
+    /// and the transport, not local training).
+    Load(LoadCmd),
     /// A read-only view of a run directory: whether a process is running it, rounds done,
     /// last UA, epsilon, connected clients.
     Status(StatusCmd),
@@ -159,6 +163,37 @@ pub struct ClientCmd {
     /// Feature cache folder (default: the user's cache folder).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct LoadCmd {
+    /// How many clients.
+    #[arg(long)]
+    pub clients: usize,
+    /// Derives the clients' identities (public knowledge: load tests only).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the clients' public keys (the server's --enrolled file) and exit.
+    #[arg(long, conflicts_with = "server")]
+    pub write_enrolled: Option<PathBuf>,
+    /// The server, `https://HOST:PORT`.
+    #[arg(long, required_unless_present = "write_enrolled")]
+    pub server: Option<String>,
+    /// The CA certificate that signed the server's certificate (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Plain TCP without TLS: for loopback experiments only.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Training examples each client claims (its FedAvg weight).
+    #[arg(long, default_value_t = 10)]
+    pub examples: usize,
+    /// Seconds each client keeps trying to reach the server before giving up.
+    #[arg(long, default_value_t = 300.0)]
+    pub max_wait: f64,
+    /// One JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]

@@ -24,7 +24,7 @@ use fedser_privacy::DpClientStage;
 
 use super::simulate::config::RunConfig;
 use super::simulate::{self, Options, Rounds, Start};
-use crate::cli::{ClientCmd, KeygenCmd, Norm, ServerCmd, StatusCmd, TlsCertCmd};
+use crate::cli::{ClientCmd, KeygenCmd, LoadCmd, Norm, ServerCmd, StatusCmd, TlsCertCmd};
 use crate::progress;
 use crate::report::{ClientInfo, RunInfo};
 
@@ -515,6 +515,75 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
         served.refused.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn load(cmd: LoadCmd) -> Result<ExitCode> {
+    if cmd.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    if let Some(path) = &cmd.write_enrolled {
+        fedser_fl::run_dir::write_atomic(
+            path,
+            fedser_net::load::enrolled_keys(cmd.seed, cmd.clients).as_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "wrote {} load-test keys to {} (derived from --seed {}: never enrol them in a real federation)",
+            cmd.clients,
+            path.display(),
+            cmd.seed
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let server = cmd.server.clone().context("--server is needed")?;
+    let ca_pem = match (&cmd.ca, cmd.insecure) {
+        (_, true) => None,
+        (Some(p), false) => {
+            Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)
+        }
+        (None, false) => bail!("--ca is needed (or --insecure)"),
+    };
+    let options = ClientOptions {
+        server,
+        ca_pem,
+        insecure: cmd.insecure,
+        max_wait: seconds(cmd.max_wait, "--max-wait")?,
+        ..ClientOptions::default()
+    };
+    let report = fedser_net::load::run(&options, cmd.clients, cmd.seed, cmd.examples);
+    if cmd.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "clients": cmd.clients,
+                "connected": report.connected,
+                "failed": report.failed,
+                "fits": report.fits,
+                "evaluations": report.evaluations,
+                "refused": report.refused,
+                "seconds": report.seconds,
+                "failures": report.failures.iter().map(|(i, e)| format!("client {i}: {e}")).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        println!(
+            "{} of {} load clients served: {} training tasks, {} evaluations, {} results refused, {:.1} s",
+            report.connected,
+            cmd.clients,
+            report.fits,
+            report.evaluations,
+            report.refused,
+            report.seconds
+        );
+        for (i, e) in &report.failures {
+            eprintln!("client {i}: {e}");
+        }
+    }
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The device's recordings split as a simulated client of the same run splits them.

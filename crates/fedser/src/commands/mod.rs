@@ -44,6 +44,7 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
         Command::TlsCert(cmd) => deploy::tls_cert(cmd),
         Command::Server(cmd) => deploy::server(*cmd, quiet),
         Command::Client(cmd) => deploy::client(cmd, quiet),
+        Command::Load(cmd) => deploy::load(cmd),
         Command::Status(cmd) => deploy::status(cmd),
         Command::Bench(cmd) => match cmd.what {
             BenchWhat::Mfcc {
