@@ -8,6 +8,9 @@
 //! [`adaptive::AdaptiveClip`] optionally moves `C`; [`accountant::RdpAccountant`] records
 //! `(q, z)` and reports ε for a δ. Randomness always comes from a caller-supplied, already
 //! derived `u64` seed (see `fedser_fl::seed::derive`), so every round is reproducible.
+//!
+//! [`secagg`] is secure aggregation (SecAgg+): the server learns only the sum of a round's
+//! updates, and the round survives clients that drop out at any phase.
 
 pub mod accountant;
 pub mod adaptive;
@@ -16,6 +19,7 @@ pub mod clip;
 pub mod dp;
 pub mod error;
 pub mod noise;
+pub mod secagg;
 
 pub use accountant::{
     DEFAULT_ORDERS, PrivacyEvent, RdpAccountant, epsilon, noise_multiplier_for, rdp,
