@@ -14,6 +14,7 @@
 //!   evaluations) and the standard strategies (FedAvg, FedProx, FedAdam, ...).
 //! - [`server`]: one round: sample, send, validate (NaN/shape rejection), aggregate, evaluate,
 //!   record.
+//! - [`secure`]: the seam for protocols that hide individual updates (secure aggregation).
 //! - [`driver`]: the round loop over a run directory (resume, record, checkpoint).
 //! - [`run_dir`]: the run directory's lock, fingerprint, metrics and checkpoints.
 //! - [`simulation`]: an executor running many clients in-process, concurrently, loading each
@@ -25,6 +26,7 @@ pub mod driver;
 pub mod flat;
 pub mod pipeline;
 pub mod run_dir;
+pub mod secure;
 pub mod seed;
 pub mod server;
 pub mod server_opt;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientFailure, ClientId, EvalOutcome, FitInstructions, Update};
 use crate::pipeline::ServerPipeline;
+use crate::secure::{SecureAnswer, SecureStep, SecureSum};
 use crate::strategy::Strategy;
 
 pub use crate::strategy::EvalSummary;
@@ -30,6 +31,25 @@ pub trait Executor {
     /// server's list (a network server: the clients connected now). `None`: all of them.
     fn available(&mut self, _round: u32) -> Option<Vec<ClientId>> {
         None
+    }
+
+    /// Delivers one step of a secure protocol (see [`crate::secure`]): each listed client's
+    /// session answers its message; with `fit`, the client first trains on its task and
+    /// hands the update to its session. One answer per message, in order.
+    fn exchange(
+        &mut self,
+        round: u32,
+        messages: &[(ClientId, Vec<u8>)],
+        fit: Option<(&ParamSet, &[(ClientId, FitInstructions)])>,
+    ) -> Vec<(ClientId, Result<SecureAnswer, ClientFailure>)> {
+        let _ = (round, fit);
+        messages
+            .iter()
+            .map(|(c, _)| {
+                let why = "this executor does not carry secure aggregation".to_string();
+                (*c, Err(ClientFailure::Error(why)))
+            })
+            .collect()
     }
 
     /// Evaluates `global` on each listed client's validation data (`Ok(None)`: it has none).
@@ -132,8 +152,10 @@ pub struct Server<S: Strategy> {
     pub clients: Vec<ClientId>,
     /// A round closes with an aggregate only if at least this many updates were accepted.
     pub min_fit_results: usize,
-    /// Stages around the aggregation rule (clipping, noise, unmasking ...).
+    /// Stages around the aggregation rule (clipping, noise ...).
     pub pipeline: ServerPipeline,
+    /// A protocol that hides individual updates (secure aggregation), if any.
+    pub secure: Option<Box<dyn SecureSum>>,
 }
 
 /// Why an update is refused.
@@ -179,7 +201,14 @@ impl<S: Strategy> Server<S> {
             clients,
             min_fit_results: min_fit_results.max(1),
             pipeline: ServerPipeline::new(),
+            secure: None,
         }
+    }
+
+    /// The server with its fits run through `protocol` (secure aggregation).
+    pub fn with_secure(mut self, protocol: Box<dyn SecureSum>) -> Self {
+        self.secure = Some(protocol);
+        self
     }
 
     /// The server with these stages around its aggregation rule.
@@ -189,7 +218,8 @@ impl<S: Strategy> Server<S> {
     }
 
     /// Runs round `round` (1-based) through `executor`; `central` evaluates the new global
-    /// model on the server's own held-out data, if it has any.
+    /// model on the server's own held-out data, if it has any. The phases: configure (sample
+    /// and instruct), fit (plain, or through the secure protocol), aggregate, evaluate.
     pub fn run_round(
         &mut self,
         round: u32,
@@ -198,115 +228,271 @@ impl<S: Strategy> Server<S> {
     ) -> Result<RoundRecord, String> {
         let started = Instant::now();
         let available = executor.available(round);
-        let clients = available.as_deref().unwrap_or(&self.clients);
-        let mut tasks = self.strategy.configure_fit(round, clients);
+        let clients = available.as_deref().unwrap_or(&self.clients).to_vec();
+        let mut tasks = self.strategy.configure_fit(round, &clients);
         let config = self.pipeline.configure(round);
         for (_, ins) in &mut tasks {
             ins.config.extend(config.clone());
         }
         let model_bytes = self.global.num_bytes() as u64;
-        let mut bytes_down = model_bytes * tasks.len() as u64;
-        let mut bytes_up = 0u64;
-        let answers = executor.fit(&self.global, &tasks);
-        let fit_seconds = started.elapsed().as_secs_f64();
 
-        let mut records: BTreeMap<ClientId, ClientRecord> = BTreeMap::new();
+        // The round's model and server state are committed only once the round has finished
+        // without error, so a failed round can be retried without applying its update twice.
+        let saved_state = self.strategy.state();
+        let mut fit = if self.secure.is_some() {
+            self.secure_fit(round, executor, &tasks)
+        } else {
+            let fit = self.plain_fit(round, executor, &tasks);
+            self.aggregate(round, fit)
+        };
+        fit.bytes_down += model_bytes * tasks.len() as u64;
+        let fit_seconds = started.elapsed().as_secs_f64();
+        if fit.candidate.is_none() {
+            self.pipeline.skipped(round)?;
+        }
+
+        let eval_started = Instant::now();
+        let eval_clients = self.strategy.configure_evaluate(round, &clients);
+        fit.bytes_down += model_bytes * eval_clients.len() as u64;
+        let new_global = fit.candidate.as_ref().unwrap_or(&self.global).clone();
+        let federated =
+            self.evaluate_clients(round, executor, &new_global, &eval_clients, &mut fit);
+        let central = match central {
+            Some(f) => match f(&new_global) {
+                Ok(outcome) => EvalSummary::pool([&outcome]),
+                Err(e) => {
+                    self.strategy.restore(saved_state);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let eval_seconds = eval_started.elapsed().as_secs_f64();
+        if let Some(next) = fit.candidate.take() {
+            self.global = next;
+        }
+        let mut stage_records = self.pipeline.records();
+        if let Some((name, record)) = self
+            .secure
+            .as_ref()
+            .and_then(|s| Some((s.name().to_string(), s.record()?)))
+        {
+            stage_records.insert(name, record);
+        }
+        Ok(RoundRecord {
+            round,
+            selected: tasks.len(),
+            accepted: fit.accepted,
+            dropped: fit.counts[0],
+            stragglers: fit.counts[1],
+            errors: fit.counts[2],
+            rejected: fit.counts[3],
+            aggregated: fit.aggregated,
+            note: fit.note,
+            train_loss: fit.train_loss,
+            central,
+            federated,
+            clients: fit.records.into_values().collect(),
+            bytes_down: fit.bytes_down,
+            bytes_up: fit.bytes_up,
+            stages: fit.stages,
+            stage_records,
+            selected_by_rule: fit.selected_by_rule,
+            fit_seconds,
+            eval_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Fit phase without a secure protocol: every update is checked on its own.
+    fn plain_fit(
+        &mut self,
+        round: u32,
+        executor: &mut dyn Executor,
+        tasks: &[(ClientId, FitInstructions)],
+    ) -> (FitPhase, Vec<Update>) {
+        let mut phase = FitPhase::default();
         let mut accepted: Vec<Update> = Vec::new();
-        let (mut dropped, mut stragglers, mut errors, mut rejected) = (0, 0, 0, 0);
-        for (client, answer) in answers {
-            let mut rec = ClientRecord::new(client);
+        for (client, answer) in executor.fit(&self.global, tasks) {
             let answer = answer.and_then(|u| {
-                bytes_up += u.delta.num_bytes() as u64;
+                phase.bytes_up += u.delta.num_bytes() as u64;
                 check_update(&u, &self.global).map_err(ClientFailure::Rejected)?;
                 Ok(u)
             });
             match answer {
                 Ok(u) => {
+                    let rec = phase.record(client);
                     rec.examples = u.examples;
                     rec.train_loss = Some(u.loss);
                     rec.seconds = Some(u.seconds);
                     accepted.push(u);
                 }
-                Err(f) => {
-                    match &f {
-                        ClientFailure::Dropped => dropped += 1,
-                        ClientFailure::Straggler => stragglers += 1,
-                        ClientFailure::Error(_) => errors += 1,
-                        ClientFailure::Rejected(_) => rejected += 1,
-                    }
-                    if matches!(f, ClientFailure::Error(_) | ClientFailure::Rejected(_)) {
-                        tracing::warn!("round {round}, client {client}: {f}");
-                    }
-                    rec.failure = Some(f);
-                }
+                Err(f) => phase.fail(round, client, f),
             }
-            records.insert(client, rec);
-        }
-
-        let mut note = None;
-        let mut selected_by_rule = None;
-        // The round's model and server state are committed only once the round has finished
-        // without error, so a failed round can be retried without applying its update twice.
-        let saved_state = self.strategy.state();
-        let mut candidate: Option<ParamSet> = None;
-        let every_round = self.pipeline.aggregates_every_round();
-        let aggregated = if accepted.len() < self.min_fit_results && !every_round {
-            let msg = format!(
-                "only {} of {} results (minimum {}): global model unchanged",
-                accepted.len(),
-                tasks.len(),
-                self.min_fit_results
-            );
-            tracing::warn!("round {round}: {msg}");
-            note = Some(msg);
-            false
-        } else {
-            match self
-                .strategy
-                .aggregate_fit(round, &self.global, &accepted, &mut self.pipeline)
-            {
-                Ok((next, report)) => {
-                    candidate = Some(next);
-                    selected_by_rule = report
-                        .selected
-                        .map(|s| s.into_iter().map(|i| accepted[i].client).collect());
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!("round {round}: aggregation refused: {e}");
-                    note = Some(format!("aggregation refused: {e}; global model unchanged"));
-                    false
-                }
-            }
-        };
-        if !aggregated {
-            self.pipeline.skipped(round)?;
         }
         // In f64: example counts are claims and must not overflow.
         let total_examples: f64 = accepted.iter().map(|u| u.examples as f64).sum();
-        let train_loss = (total_examples > 0.0).then(|| {
+        phase.train_loss = (total_examples > 0.0).then(|| {
             accepted
                 .iter()
                 .map(|u| u.loss * u.examples as f64)
                 .sum::<f64>()
                 / total_examples
         });
-        let mut stages: BTreeMap<String, f64> = BTreeMap::new();
         for u in &accepted {
             for (k, v) in &u.stages {
-                *stages.entry(k.clone()).or_default() += v / accepted.len() as f64;
+                *phase.stages.entry(k.clone()).or_default() += v / accepted.len() as f64;
             }
         }
+        phase.accepted = accepted.len();
+        (phase, accepted)
+    }
 
-        let eval_started = Instant::now();
-        let eval_clients = self.strategy.configure_evaluate(round, clients);
-        bytes_down += model_bytes * eval_clients.len() as u64;
+    /// Aggregate phase of a plain round: the strategy's rule over the accepted updates.
+    fn aggregate(
+        &mut self,
+        round: u32,
+        (mut phase, accepted): (FitPhase, Vec<Update>),
+    ) -> FitPhase {
+        let every_round = self.pipeline.aggregates_every_round();
+        if accepted.len() < self.min_fit_results && !every_round {
+            let msg = format!(
+                "only {} of {} results (minimum {}): global model unchanged",
+                accepted.len(),
+                phase.records.len(),
+                self.min_fit_results
+            );
+            tracing::warn!("round {round}: {msg}");
+            phase.note = Some(msg);
+            return phase;
+        }
+        match self
+            .strategy
+            .aggregate_fit(round, &self.global, &accepted, &mut self.pipeline)
+        {
+            Ok((next, report)) => {
+                phase.candidate = Some(next);
+                phase.aggregated = true;
+                phase.selected_by_rule = report
+                    .selected
+                    .map(|s| s.into_iter().map(|i| accepted[i].client).collect());
+            }
+            Err(e) => {
+                tracing::warn!("round {round}: aggregation refused: {e}");
+                phase.note = Some(format!("aggregation refused: {e}; global model unchanged"));
+            }
+        }
+        phase
+    }
+
+    /// Fit and aggregate phases through the secure protocol: the server receives only what
+    /// the protocol lets through, and in the end the mean update.
+    fn secure_fit(
+        &mut self,
+        round: u32,
+        executor: &mut dyn Executor,
+        tasks: &[(ClientId, FitInstructions)],
+    ) -> FitPhase {
+        let mut phase = FitPhase::default();
+        for (c, _) in tasks {
+            phase.record(*c);
+        }
+        let participants: Vec<ClientId> = tasks.iter().map(|(c, _)| *c).collect();
+        let secure = self.secure.as_mut().expect("a secure round has a protocol");
+        let mut step = secure.start(round, &participants, &self.global);
+        // Each protocol has a handful of phases; the bound only stops a faulty one.
+        for _ in 0..16 {
+            let (out, with_fit) = match step {
+                Ok(SecureStep::Exchange(out)) => (out, false),
+                Ok(SecureStep::Fit(out)) => (out, true),
+                Ok(SecureStep::Done { mean, contributors }) => {
+                    phase.accepted = contributors.len();
+                    self.finish_secure(round, mean, &contributors, &mut phase);
+                    return phase;
+                }
+                Err(e) => {
+                    tracing::warn!("round {round}: secure aggregation: {e}");
+                    phase.note = Some(format!("secure aggregation: {e}; global model unchanged"));
+                    return phase;
+                }
+            };
+            phase.bytes_down += out.iter().map(|(_, m)| m.len() as u64).sum::<u64>();
+            let fit = with_fit.then_some((&self.global, tasks));
+            let answers = executor.exchange(round, &out, fit);
+            for (client, answer) in &answers {
+                match answer {
+                    Ok(a) => {
+                        phase.bytes_up += a.bytes.len() as u64;
+                        if let Some(f) = &a.fit {
+                            let rec = phase.record(*client);
+                            rec.train_loss = Some(f.loss);
+                            rec.seconds = Some(f.seconds);
+                        }
+                    }
+                    Err(f) => phase.fail(round, *client, f.clone()),
+                }
+            }
+            let secure = self.secure.as_mut().expect("a secure round has a protocol");
+            step = secure.advance(answers);
+        }
+        phase.note = Some("secure aggregation did not finish in 16 steps".into());
+        phase
+    }
+
+    /// Applies the mean a secure protocol produced.
+    fn finish_secure(
+        &mut self,
+        round: u32,
+        mean: Vec<f32>,
+        contributors: &[ClientId],
+        phase: &mut FitPhase,
+    ) {
+        let losses: Vec<f64> = contributors
+            .iter()
+            .filter_map(|c| phase.records.get(c).and_then(|r| r.train_loss))
+            .collect();
+        phase.train_loss =
+            (!losses.is_empty()).then(|| losses.iter().sum::<f64>() / losses.len() as f64);
+        if contributors.len() < self.min_fit_results {
+            let msg = format!(
+                "only {} of {} results (minimum {}): global model unchanged",
+                contributors.len(),
+                phase.records.len(),
+                self.min_fit_results
+            );
+            phase.note = Some(msg);
+            return;
+        }
+        match self.strategy.apply_mean(
+            round,
+            &self.global,
+            mean,
+            contributors.len(),
+            &mut self.pipeline,
+        ) {
+            Ok(next) => {
+                phase.candidate = Some(next);
+                phase.aggregated = true;
+            }
+            Err(e) => {
+                tracing::warn!("round {round}: aggregation refused: {e}");
+                phase.note = Some(format!("aggregation refused: {e}; global model unchanged"));
+            }
+        }
+    }
+
+    /// Evaluate phase on the clients: their pooled validation figures.
+    fn evaluate_clients(
+        &mut self,
+        round: u32,
+        executor: &mut dyn Executor,
+        global: &ParamSet,
+        clients: &[ClientId],
+        phase: &mut FitPhase,
+    ) -> Option<EvalSummary> {
         let mut evals = Vec::new();
-        let new_global = candidate.as_ref().unwrap_or(&self.global);
-        for (client, answer) in executor.evaluate(round, new_global, &eval_clients) {
-            let rec = records
-                .entry(client)
-                .or_insert_with(|| ClientRecord::new(client));
+        for (client, answer) in executor.evaluate(round, global, clients) {
+            let rec = phase.record(client);
             match answer {
                 Ok(Some(e)) => {
                     rec.val_examples = Some(e.examples);
@@ -318,45 +504,46 @@ impl<S: Strategy> Server<S> {
                 Err(f) => tracing::debug!("round {round}, client {client} evaluation: {f}"),
             }
         }
-        let federated = self.strategy.aggregate_evaluate(round, &evals);
-        let central = match central {
-            Some(f) => match f(new_global) {
-                Ok(outcome) => EvalSummary::pool([&outcome]),
-                Err(e) => {
-                    self.strategy.restore(saved_state);
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
-        let eval_seconds = eval_started.elapsed().as_secs_f64();
-        if let Some(next) = candidate {
-            self.global = next;
-        }
+        self.strategy.aggregate_evaluate(round, &evals)
+    }
+}
 
-        Ok(RoundRecord {
-            round,
-            selected: tasks.len(),
-            accepted: accepted.len(),
-            dropped,
-            stragglers,
-            errors,
-            rejected,
-            aggregated,
-            note,
-            train_loss,
-            central,
-            federated,
-            clients: records.into_values().collect(),
-            bytes_down,
-            bytes_up,
-            stages,
-            stage_records: self.pipeline.records(),
-            selected_by_rule,
-            fit_seconds,
-            eval_seconds,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+/// What the fit and aggregate phases of a round produced.
+#[derive(Default)]
+struct FitPhase {
+    records: BTreeMap<ClientId, ClientRecord>,
+    accepted: usize,
+    /// Dropped, stragglers, errors, rejected.
+    counts: [usize; 4],
+    note: Option<String>,
+    train_loss: Option<f64>,
+    stages: BTreeMap<String, f64>,
+    candidate: Option<ParamSet>,
+    aggregated: bool,
+    selected_by_rule: Option<Vec<ClientId>>,
+    bytes_down: u64,
+    bytes_up: u64,
+}
+
+impl FitPhase {
+    fn record(&mut self, client: ClientId) -> &mut ClientRecord {
+        self.records
+            .entry(client)
+            .or_insert_with(|| ClientRecord::new(client))
+    }
+
+    fn fail(&mut self, round: u32, client: ClientId, f: ClientFailure) {
+        let i = match &f {
+            ClientFailure::Dropped => 0,
+            ClientFailure::Straggler => 1,
+            ClientFailure::Error(_) => 2,
+            ClientFailure::Rejected(_) => 3,
+        };
+        self.counts[i] += 1;
+        if i >= 2 {
+            tracing::warn!("round {round}, client {client}: {f}");
+        }
+        self.record(client).failure.get_or_insert(f);
     }
 }
 

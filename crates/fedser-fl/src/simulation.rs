@@ -3,6 +3,8 @@
 //! works, so client memory is bounded by the number of workers, not of clients (the server
 //! still holds the round's updates until it aggregates them). Dropouts and stragglers are
 //! drawn per round and client from the seed, so a run is reproducible whatever the timing.
+//! Under a secure protocol a client that drops out this round does so at one of the
+//! protocol's first four steps, drawn from the seed too.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -14,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::client::{
     Client, ClientFailure, ClientId, ClientPipeline, EvalOutcome, FitInstructions, Update,
 };
+use crate::secure::{FitReport, SecureAnswer, SecureClient, SecureSession};
 use crate::seed;
 use crate::server::Executor;
+use std::collections::BTreeMap;
 
 /// Builds clients on demand.
 pub trait ClientFactory: Sync {
@@ -77,7 +81,14 @@ pub struct Simulation<'a, F: ClientFactory> {
     config: SimulationConfig,
     pipeline: ClientPipeline,
     on_progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    secure: Option<&'a dyn SecureClient>,
+    /// The secure sessions of the current round, and its step.
+    sessions: Mutex<BTreeMap<ClientId, Box<dyn SecureSession>>>,
+    session_round: (u32, u32),
 }
+
+/// A client's secure session while a step runs (taken out when it drops out).
+type SessionSlot = Mutex<Option<Box<dyn SecureSession>>>;
 
 /// Threads get a large stack: recurrent models unroll deep graphs.
 const STACK_BYTES: usize = 64 << 20;
@@ -89,7 +100,23 @@ impl<'a, F: ClientFactory> Simulation<'a, F> {
             config,
             pipeline,
             on_progress: None,
+            secure: None,
+            sessions: Mutex::new(BTreeMap::new()),
+            session_round: (0, 0),
         }
+    }
+
+    /// The clients' side of a secure protocol (secure aggregation).
+    pub fn with_secure(mut self, secure: &'a dyn SecureClient) -> Self {
+        self.secure = Some(secure);
+        self
+    }
+
+    /// Whether client `id` leaves the round at secure step `step` (1-based).
+    fn secure_absence(&self, round: u32, id: ClientId, step: u32) -> Option<ClientFailure> {
+        let failure = self.absence(round, id, "fit")?;
+        let at = seed::derive(self.config.seed, round, id as u64, "secure-drop-step") % 4 + 1;
+        (u64::from(step) == at).then_some(failure)
     }
 
     /// Calls `f` each time a client finishes a task.
@@ -192,6 +219,77 @@ impl<F: ClientFactory> Executor for Simulation<'_, F> {
             r
         });
         tasks.iter().map(|(id, _)| *id).zip(results).collect()
+    }
+
+    fn exchange(
+        &mut self,
+        round: u32,
+        messages: &[(ClientId, Vec<u8>)],
+        fit: Option<(&ParamSet, &[(ClientId, FitInstructions)])>,
+    ) -> Vec<(ClientId, Result<SecureAnswer, ClientFailure>)> {
+        let Some(secure) = self.secure else {
+            let why = "the simulation was not given the clients' secure protocol";
+            return messages
+                .iter()
+                .map(|(c, _)| (*c, Err(ClientFailure::Error(why.into()))))
+                .collect();
+        };
+        let sessions = self.sessions.get_mut().unwrap_or_else(|e| e.into_inner());
+        if self.session_round.0 != round {
+            sessions.clear();
+            self.session_round = (round, 0);
+        }
+        self.session_round.1 += 1;
+        let step = self.session_round.1;
+        let slots: Vec<(ClientId, &Vec<u8>, SessionSlot)> = messages
+            .iter()
+            .map(|(id, msg)| {
+                let session = sessions
+                    .remove(id)
+                    .unwrap_or_else(|| secure.session(*id, round));
+                (*id, msg, Mutex::new(Some(session)))
+            })
+            .collect();
+        let results = run_parallel(self.config.workers, &slots, |(id, msg, slot)| {
+            if let Some(f) = self.secure_absence(round, *id, step) {
+                slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                return Err(f);
+            }
+            let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+            let session = guard
+                .as_mut()
+                .ok_or_else(|| ClientFailure::Error("no session".into()))?;
+            let update = match fit {
+                Some((global, tasks)) => {
+                    let ins = tasks
+                        .iter()
+                        .find(|(c, _)| c == id)
+                        .map(|(_, ins)| ins)
+                        .ok_or_else(|| ClientFailure::Error("no fit task".into()))?;
+                    let mut client = self.open(*id)?;
+                    let u = self.pipeline.fit(client.as_mut(), *id, global, ins);
+                    if let Some(p) = self.on_progress {
+                        p(Progress::Fit(*id));
+                    }
+                    Some((u?, global))
+                }
+                None => None,
+            };
+            let bytes = session
+                .answer(msg, update.as_ref().map(|(u, g)| (u, *g)))
+                .map_err(ClientFailure::Error)?;
+            Ok(SecureAnswer {
+                bytes,
+                fit: update.map(|(u, _)| FitReport::of(&u)),
+            })
+        });
+        let sessions = self.sessions.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (id, _, slot) in slots {
+            if let Some(s) = slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                sessions.insert(id, s);
+            }
+        }
+        messages.iter().map(|(c, _)| *c).zip(results).collect()
     }
 
     fn evaluate(

@@ -155,6 +155,22 @@ pub trait Strategy: Send {
         updates: &[Update],
         pipeline: &mut ServerPipeline,
     ) -> Result<(ParamSet, RuleReport), AggregateError>;
+    /// The next global model from a mean update computed elsewhere (by a secure protocol,
+    /// from sums only) over `contributors` clients; the pipeline's `after` stages and the
+    /// server optimiser run as in [`Self::aggregate_fit`]. Refused by rules that need the
+    /// individual updates.
+    fn apply_mean(
+        &mut self,
+        _round: u32,
+        _global: &ParamSet,
+        _mean: Vec<f32>,
+        _contributors: usize,
+        _pipeline: &mut ServerPipeline,
+    ) -> Result<ParamSet, AggregateError> {
+        Err(AggregateError::Parameter(
+            "this strategy cannot take a securely aggregated mean".into(),
+        ))
+    }
     /// Pools the clients' evaluations.
     fn aggregate_evaluate(
         &self,
@@ -383,6 +399,30 @@ fn pool_variances(
     }
 }
 
+impl FedStrategy {
+    /// After the rule: the pipeline's `after` stages, the server optimiser, the variance
+    /// floor.
+    fn apply(
+        &mut self,
+        round: u32,
+        global: &ParamSet,
+        mut values: Vec<f32>,
+        mut delta: Vec<f32>,
+        contributors: usize,
+        pipeline: &mut ServerPipeline,
+    ) -> Result<ParamSet, AggregateError> {
+        pipeline
+            .after(round, &mut delta, contributors)
+            .map_err(AggregateError::Stage)?;
+        let adaptive = flat::coordinate_mask(global, |n| !self.statistics.contains(n));
+        self.spec
+            .server_optimizer
+            .apply(&mut self.state, &mut values, &delta, &adaptive);
+        floor_variances(global, &self.statistics, &mut values);
+        flat::unflatten(global, &values).map_err(|e| AggregateError::Parameter(e.to_string()))
+    }
+}
+
 impl Strategy for FedStrategy {
     fn describe(&self) -> String {
         let s = &self.spec;
@@ -481,7 +521,7 @@ impl Strategy for FedStrategy {
         } else {
             self.spec.rule.aggregate(&refs, &weights)?
         };
-        let mut values = flat::flatten(global);
+        let values = flat::flatten(global);
         if values.len() != delta.len() {
             return Err(AggregateError::Length(values.len(), delta.len()));
         }
@@ -494,17 +534,29 @@ impl Strategy for FedStrategy {
         {
             pool_variances(global, &self.statistics, &refs, &weights, &mut delta);
         }
-        pipeline
-            .after(round, &mut delta, updates.len())
-            .map_err(AggregateError::Stage)?;
-        let adaptive = flat::coordinate_mask(global, |n| !self.statistics.contains(n));
-        self.spec
-            .server_optimizer
-            .apply(&mut self.state, &mut values, &delta, &adaptive);
-        floor_variances(global, &self.statistics, &mut values);
-        let next = flat::unflatten(global, &values)
-            .map_err(|e| AggregateError::Parameter(e.to_string()))?;
+        let next = self.apply(round, global, values, delta, updates.len(), pipeline)?;
         Ok((next, report))
+    }
+
+    fn apply_mean(
+        &mut self,
+        round: u32,
+        global: &ParamSet,
+        mean: Vec<f32>,
+        contributors: usize,
+        pipeline: &mut ServerPipeline,
+    ) -> Result<ParamSet, AggregateError> {
+        if self.spec.rule != Rule::Mean {
+            return Err(AggregateError::Parameter(format!(
+                "{} reads individual updates, which secure aggregation hides",
+                self.spec.rule.name()
+            )));
+        }
+        let values = flat::flatten(global);
+        if values.len() != mean.len() {
+            return Err(AggregateError::Length(values.len(), mean.len()));
+        }
+        self.apply(round, global, values, mean, contributors, pipeline)
     }
 
     fn state(&self) -> ServerOptState {

@@ -35,6 +35,7 @@ pub mod client;
 pub mod crypto;
 pub mod quant;
 pub mod server;
+pub mod stage;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 pub use client::SecAggClient;
 pub use quant::Quantizer;
 pub use server::{SecAggServer, Unmasked};
+pub use stage::{SecAggParticipant, SecAggRecord, SecAggSettings, SecAggStage};
 
 /// Why a protocol step was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
