@@ -29,3 +29,4 @@ pub use clip::{ClipReport, clip_l2, l2_norm};
 pub use dp::{DpClientStage, DpMode, DpServerStage, DpSettings, PrivacyRecord};
 pub use error::PrivacyError;
 pub use noise::{add_gaussian, add_gaussian_values};
+pub use secagg::{SecAggParticipant, SecAggRecord, SecAggSettings, SecAggStage};

@@ -452,6 +452,25 @@ pub struct RunFlags {
     /// then does not hold).
     #[arg(long)]
     pub sampling: Option<String>,
+    /// Secure aggregation (SecAgg+ with dropout recovery): the server learns only the sum of
+    /// each round's updates. Needs a mean rule (not median, trimmed mean or Krum).
+    #[arg(long)]
+    pub secagg: bool,
+    /// Secure aggregation: shares needed to unmask, within a client's group of neighbours
+    /// (default: two thirds of the group; more than half).
+    #[arg(long, requires = "secagg")]
+    pub secagg_threshold: Option<usize>,
+    /// Secure aggregation: neighbours per client (default 2*ceil(log2 n); n-1 or more is the
+    /// full graph of the original SecAgg).
+    #[arg(long, requires = "secagg")]
+    pub secagg_neighbours: Option<usize>,
+    /// Secure aggregation: sums are modulo 2^BITS (default 32).
+    #[arg(long, requires = "secagg")]
+    pub secagg_bits: Option<u32>,
+    /// Secure aggregation: largest update coordinate; larger ones are clamped and counted
+    /// (default: the clip norm under DP, else 4).
+    #[arg(long, requires = "secagg")]
+    pub secagg_range: Option<f64>,
 }
 
 #[derive(Args)]

@@ -7,9 +7,11 @@
 //! by the sum of `w`. Quantisation is [`Quantizer`]'s.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use fedser_core::ParamSet;
+use fedser_core::{ParamSet, ParamTensor};
+use fedser_fl::pipeline::{RECORDED_EXAMPLES, RecordUpdates};
 use fedser_fl::secure::{
     SecureAnswer, SecureClient, SecureSession, SecureStep, SecureSum, from_second_moments,
     to_second_moments,
@@ -142,6 +144,7 @@ pub struct SecAggStage {
     settings: SecAggSettings,
     round: Option<Round>,
     record: Option<SecAggRecord>,
+    record_dir: Option<PathBuf>,
 }
 
 struct Round {
@@ -163,8 +166,47 @@ impl SecAggStage {
             settings,
             round: None,
             record: None,
+            record_dir: None,
         }
     }
+
+    /// Keeps what the server receives in the masked-input phase under `dir`, in the format
+    /// of fedser-fl's `RecordUpdates` (each client's masked vector read as its update, the
+    /// weight left out): the attacker's view that `fedser attack` measures.
+    pub fn recording(mut self, dir: PathBuf) -> Self {
+        self.record_dir = Some(dir);
+        self
+    }
+}
+
+/// Writes the masked vectors the server holds, decoded as if each were an update.
+fn record_view(
+    dir: &Path,
+    round: u32,
+    quant: &Quantizer,
+    inputs: &BTreeMap<u64, MaskedInput>,
+) -> Result<(), String> {
+    let mut set = ParamSet::new();
+    let mut examples = BTreeMap::new();
+    for (client, input) in inputs {
+        let mut values: Vec<f32> = quant
+            .decode_sum(&input.vector)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        values.pop();
+        let t = ParamTensor::new(vec![values.len()], values).map_err(|e| e.to_string())?;
+        set.push(format!("client-{client:05}"), t)
+            .map_err(|e| e.to_string())?;
+        examples.insert(*client, 1usize);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let meta = BTreeMap::from([(
+        RECORDED_EXAMPLES.to_string(),
+        serde_json::to_string(&examples).unwrap_or_default(),
+    )]);
+    set.save(&RecordUpdates::round_file(dir, round), &meta)
+        .map_err(|e| e.to_string())
 }
 
 impl SecureSum for SecAggStage {
@@ -224,7 +266,7 @@ impl SecureSum for SecAggStage {
             .round
             .as_mut()
             .ok_or("secure aggregation: no round started")?;
-        let result = r.advance(answers);
+        let result = r.advance(answers, self.record_dir.as_deref());
         if result.is_err() || matches!(result, Ok(SecureStep::Done { .. })) {
             let mut record = r.finish_record();
             if let Err(e) = &result {
@@ -248,6 +290,7 @@ impl Round {
     fn advance(
         &mut self,
         answers: Vec<(ClientId, Result<SecureAnswer, ClientFailure>)>,
+        record_dir: Option<&Path>,
     ) -> Result<SecureStep, String> {
         let phase = self.phase;
         let mut alive = Vec::new();
@@ -284,6 +327,12 @@ impl Round {
                 Ok(()) => alive.push(client),
                 Err(e) => self.record.refusals.push(e.to_string()),
             }
+        }
+        if phase == 2
+            && let Some(dir) = record_dir
+        {
+            let round = self.server.config().round;
+            record_view(dir, round, &self.quant, self.server.view().0)?;
         }
         self.record.clients_per_phase[phase] = alive.len();
         self.record.dropped_per_phase[phase] = self.alive.len() - alive.len();
@@ -476,7 +525,6 @@ fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fedser_core::ParamTensor;
     use fedser_fl::strategy::LocalTraining;
     use fedser_fl::{
         Client, ClientFactory, ClientPipeline, EvalOutcome, FedStrategy, FitInstructions,

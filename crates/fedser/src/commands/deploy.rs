@@ -245,6 +245,12 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     let round_deadline = seconds(cmd.round_deadline, "--round-deadline")?;
     let client_wait = seconds(cmd.client_wait, "--client-wait")?;
     let (cfg, start) = server_config(&cmd)?;
+    if cfg.privacy.secagg {
+        bail!(
+            "--secagg runs in `fedser simulate` so far: the network protocol does not carry \
+             secure aggregation's messages yet, and a server without it would see every update"
+        );
+    }
     let verifier = Verifier::from_file(&cmd.enrolled, Duration::from_secs(120))?;
     let clients = verifier.len();
     if start == Start::Resume && !cmd.out.is_dir() {

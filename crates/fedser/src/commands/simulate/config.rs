@@ -54,6 +54,22 @@ pub struct PrivacyConfig {
     /// Draw the DP noise from the run seed (exact reproduction; voids the guarantee against
     /// anyone who knows the seed). Off: from a secret kept in the run directory.
     pub reproducible_noise: bool,
+    /// Secure aggregation (SecAgg+): the server learns only each round's sum.
+    pub secagg: bool,
+    /// Shares needed to unmask (default: two thirds of a client's group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secagg_threshold: Option<usize>,
+    /// Neighbours per client (default 2·⌈log2 n⌉; n − 1 or more: the full graph).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secagg_neighbours: Option<usize>,
+    /// Sums modulo 2^bits.
+    pub secagg_bits: u32,
+    /// Largest update coordinate (default: the clip norm under DP, else 4); larger ones are
+    /// clamped and counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secagg_range: Option<f64>,
+    /// Without DP, a client's weight is min(examples, cap) / cap.
+    pub secagg_weight_cap: f64,
 }
 
 impl Default for PrivacyConfig {
@@ -68,6 +84,12 @@ impl Default for PrivacyConfig {
             sampling: None,
             record_updates: false,
             reproducible_noise: false,
+            secagg: false,
+            secagg_threshold: None,
+            secagg_neighbours: None,
+            secagg_bits: 32,
+            secagg_range: None,
+            secagg_weight_cap: 1000.0,
         }
     }
 }
@@ -333,6 +355,17 @@ impl RunConfig {
         }
         self.privacy.record_updates |= f.record_updates;
         self.privacy.reproducible_noise |= f.reproducible_noise;
+        self.privacy.secagg |= f.secagg;
+        if f.secagg_threshold.is_some() {
+            self.privacy.secagg_threshold = f.secagg_threshold;
+        }
+        if f.secagg_neighbours.is_some() {
+            self.privacy.secagg_neighbours = f.secagg_neighbours;
+        }
+        set!(self.privacy.secagg_bits, f.secagg_bits);
+        if f.secagg_range.is_some() {
+            self.privacy.secagg_range = f.secagg_range;
+        }
         set!(self.simulation.straggler, f.straggler);
     }
 
@@ -384,6 +417,31 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The secure-aggregation settings, if the run uses it.
+    pub fn secagg_settings(&self) -> Option<fedser_privacy::SecAggSettings> {
+        let p = &self.privacy;
+        if !p.secagg {
+            return None;
+        }
+        let z = p.noise_multiplier.unwrap_or(1.0);
+        let range = p.secagg_range.unwrap_or(match p.dp {
+            // A clipped update has no coordinate above the clip norm.
+            Some(fedser_privacy::DpMode::Central) => p.clip,
+            // Locally noised: room for six standard deviations of the device's noise.
+            Some(fedser_privacy::DpMode::Local) => p.clip * (1.0 + 6.0 * z),
+            None => 4.0,
+        });
+        Some(fedser_privacy::SecAggSettings {
+            threshold: p.secagg_threshold,
+            neighbours: p.secagg_neighbours,
+            bits: p.secagg_bits,
+            range,
+            uniform_weights: p.dp.is_some(),
+            weight_cap: p.secagg_weight_cap,
+            seed: fedser_fl::seed::derive(self.seed, 0, 0, "secagg"),
+        })
+    }
+
     /// Poisson sampling rate, if rounds sample that way: `poisson:Q`, or under DP unless
     /// `fixed` was asked for (Q = the fit fraction).
     pub fn sampling_rate(&self) -> Option<f64> {
@@ -411,6 +469,28 @@ impl RunConfig {
                 if !(q > 0.0 && q <= 1.0) {
                     bail!("sampling rate q = {q} must be in (0, 1]");
                 }
+            }
+        }
+        if p.secagg {
+            let rule = self.strategy()?.rule;
+            if rule != fedser_fl::Rule::Mean {
+                bail!(
+                    "--secagg cannot be combined with {}: the rule reads individual updates, \
+                     which secure aggregation hides from the server (use fedavg, fedprox, \
+                     fedadam, fedyogi or fedadagrad)",
+                    self.federation.strategy
+                );
+            }
+            if p.adaptive_clip.is_some() {
+                bail!(
+                    "--secagg cannot be combined with --adaptive-clip: it reads whether each \
+                     client clipped, which secure aggregation hides"
+                );
+            }
+            if let Some(r) = p.secagg_range
+                && !(r.is_finite() && r > 0.0)
+            {
+                bail!("--secagg-range {r} must be finite and > 0");
             }
         }
         if p.dp.is_none() {
@@ -451,6 +531,13 @@ impl RunConfig {
         let f = &self.federation;
         let sampled = (((f.fraction_fit * clients as f64).floor() as usize).max(f.min_fit_clients))
             .min(clients);
+        if let Some(settings) = self.secagg_settings() {
+            let ids: Vec<usize> = (0..sampled).collect();
+            settings.config(1, &ids, 1).map_err(|e| {
+                anyhow::anyhow!("{e} (a round samples {sampled} of {clients} clients)")
+            })?;
+            fedser_privacy::secagg::Quantizer::new(settings.range, sampled, settings.bits)?;
+        }
         if f.min_fit_results > sampled {
             bail!(
                 "min_fit_results (--min-results) {} is more than the {sampled} clients a round \

@@ -26,7 +26,9 @@ use fedser_fl::{
 use fedser_model::model::train_device;
 use fedser_model::{EmotionModel, ModelSpec, TrainConfig};
 use fedser_privacy::dp::AdaptiveSettings;
-use fedser_privacy::{DpClientStage, DpMode, DpServerStage, DpSettings};
+use fedser_privacy::{
+    DpClientStage, DpMode, DpServerStage, DpSettings, SecAggParticipant, SecAggStage,
+};
 
 use self::config::RunConfig;
 use crate::cli::{DemoCmd, SimulateCmd};
@@ -266,6 +268,13 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
         cfg.federation.min_fit_results,
     )
     .with_pipeline(server_pipeline);
+    if let Some(settings) = cfg.secagg_settings() {
+        let mut stage = SecAggStage::new(settings);
+        if cfg.privacy.record_updates {
+            stage = stage.recording(dir.join("attacker"));
+        }
+        server = server.with_secure(Box::new(stage));
+    }
     let (first_round, _extra) = driver::resume(&run, &mut server)?;
     if start == Start::Resume {
         eprintln!("resuming {} after round {}", dir.display(), first_round - 1);
@@ -314,6 +323,9 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
     };
     let mut sim = Simulation::new(&factory, cfg.fl_simulation(cfg.workers()), client_pipeline)
         .on_progress(&on_progress);
+    if cfg.privacy.secagg {
+        sim = sim.with_secure(&SecAggParticipant);
+    }
     let test = &prepared.test;
     let mut central = |params: &ParamSet| -> Result<fedser_fl::EvalOutcome, String> {
         let model = model_with(&spec, params).map_err(|e| e.to_string())?;
