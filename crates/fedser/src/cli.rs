@@ -781,6 +781,29 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Cost of one round of secure aggregation, in process: per-client and server seconds of
+    /// protocol work and bytes per client, SecAgg+ (K neighbours) against the full graph and
+    /// against a plain round, for the DNN's update.
+    Secagg {
+        /// Round sizes.
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        clients: Vec<usize>,
+        /// SecAgg+ neighbours (default 2*ceil(log2 n)).
+        #[arg(long)]
+        neighbours: Option<usize>,
+        /// Values per update (default: the DNN's parameter count).
+        #[arg(long)]
+        dim: Option<usize>,
+        /// Fraction of clients that drop out after sending their masked input.
+        #[arg(long, default_value_t = 0.0)]
+        dropout: f64,
+        /// Skip the full graph above this many clients.
+        #[arg(long, default_value_t = 1000)]
+        full_graph_max: usize,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The front-end flags shared by `mfcc` and `features`.

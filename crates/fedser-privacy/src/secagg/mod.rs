@@ -33,6 +33,7 @@
 
 pub mod client;
 pub mod crypto;
+pub mod local;
 pub mod quant;
 pub mod server;
 pub mod stage;

@@ -5,13 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 
-/// Who leaves when.
-#[derive(Default, Clone)]
-struct Drops {
-    after_advertise: BTreeSet<u64>,
-    after_sharing: BTreeSet<u64>,
-    after_input: BTreeSet<u64>,
-}
+use super::local::{Dropouts as Drops, LocalRound, run_local};
 
 fn input(client: u64, len: usize, modulus: u32) -> Vec<u32> {
     (0..len as u32)
@@ -30,64 +24,47 @@ fn entropy(client: u64) -> [u8; 32] {
     e
 }
 
-struct Round {
-    server: SecAggServer,
-    clients: BTreeMap<u64, SecAggClient>,
-    inputs: BTreeMap<u64, Vec<u32>>,
-}
-
-/// Runs the first three phases; returns the round ready to unmask (or the refusal).
-fn to_unmasking(cfg: &SecAggConfig, drops: &Drops) -> Result<(Round, UnmaskRequest), SecAggError> {
-    let mut server = SecAggServer::new(cfg.clone())?;
+/// The first three phases with every client present; returns the clients and the
+/// server's unmasking request.
+fn to_unmasking(cfg: &SecAggConfig) -> (BTreeMap<u64, SecAggClient>, UnmaskRequest) {
+    let mut server = SecAggServer::new(cfg.clone()).unwrap();
     let mut clients: BTreeMap<u64, SecAggClient> = cfg
         .participants
         .iter()
         .map(|&c| (c, SecAggClient::new(c, cfg.clone(), entropy(c)).unwrap()))
         .collect();
     for (&id, c) in clients.iter_mut() {
-        server.receive_keys(id, c.advertise()?)?;
+        server.receive_keys(id, c.advertise().unwrap()).unwrap();
     }
-    let rosters = server.close_advertise()?;
-    for (id, roster) in &rosters {
-        if drops.after_advertise.contains(id) {
-            continue;
-        }
-        let msg = clients.get_mut(id).unwrap().share_keys(roster)?;
-        server.receive_shares(*id, msg)?;
+    for (id, roster) in server.close_advertise().unwrap() {
+        let msg = clients.get_mut(&id).unwrap().share_keys(&roster).unwrap();
+        server.receive_shares(id, msg).unwrap();
     }
-    let inboxes = server.close_sharing()?;
-    let mut inputs = BTreeMap::new();
-    for (id, inbox) in &inboxes {
-        if drops.after_sharing.contains(id) {
-            continue;
-        }
-        let x = input(*id, cfg.vector_len, cfg.modulus_mask());
-        let msg = clients.get_mut(id).unwrap().masked_input(inbox, &x)?;
-        server.receive_input(*id, msg)?;
-        inputs.insert(*id, x);
+    for (id, inbox) in server.close_sharing().unwrap() {
+        let x = input(id, cfg.vector_len, cfg.modulus_mask());
+        let msg = clients
+            .get_mut(&id)
+            .unwrap()
+            .masked_input(&inbox, &x)
+            .unwrap();
+        server.receive_input(id, msg).unwrap();
     }
-    let req = server.close_input()?;
-    Ok((
-        Round {
-            server,
-            clients,
-            inputs,
-        },
-        req,
-    ))
+    (clients, server.close_input().unwrap())
 }
 
-fn run(cfg: &SecAggConfig, drops: &Drops) -> Result<(Unmasked, Round), SecAggError> {
-    let (mut round, req) = to_unmasking(cfg, drops)?;
-    for id in &req.survivors {
-        if drops.after_input.contains(id) {
-            continue;
-        }
-        let msg = round.clients.get_mut(id).unwrap().unmask(&req)?;
-        round.server.receive_unmask(*id, msg)?;
-    }
-    let out = round.server.finish()?;
-    Ok((out, round))
+fn inputs(cfg: &SecAggConfig) -> BTreeMap<u64, Vec<u32>> {
+    cfg.participants
+        .iter()
+        .map(|&c| (c, input(c, cfg.vector_len, cfg.modulus_mask())))
+        .collect()
+}
+
+fn run(
+    cfg: &SecAggConfig,
+    drops: &Drops,
+) -> Result<(LocalRound, BTreeMap<u64, Vec<u32>>), SecAggError> {
+    let x = inputs(cfg);
+    Ok((run_local(cfg, &x, drops, entropy)?, x))
 }
 
 fn plain_sum(inputs: &BTreeMap<u64, Vec<u32>>, who: &[u64], modulus: u32) -> Vec<u32> {
@@ -131,16 +108,13 @@ fn the_unmasked_sum_is_exact_with_dropouts_at_every_phase() {
         },
     ];
     for (i, drops) in cases.iter().enumerate() {
-        let (out, round) = run(&cfg, drops).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let (round, x) = run(&cfg, drops).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let out = round.unmasked;
         let expect: Vec<u64> = (0..10)
             .filter(|c| !drops.after_advertise.contains(c) && !drops.after_sharing.contains(c))
             .collect();
         assert_eq!(out.survivors, expect, "case {i}");
-        assert_eq!(
-            out.sum,
-            plain_sum(&round.inputs, &out.survivors, u32::MAX),
-            "case {i}"
-        );
+        assert_eq!(out.sum, plain_sum(&x, &out.survivors, u32::MAX), "case {i}");
     }
 }
 
@@ -154,12 +128,11 @@ fn secagg_plus_neighbourhoods_and_smaller_moduli_sum_exactly() {
         after_sharing: ids(&[110, 125]),
         after_input: ids(&[133]),
     };
-    let (out, round) = run(&cfg, &drops).unwrap();
+    let (round, x) = run(&cfg, &drops).unwrap();
+    let out = round.unmasked;
     assert_eq!(out.survivors.len(), 37);
-    assert_eq!(
-        out.sum,
-        plain_sum(&round.inputs, &out.survivors, (1 << 20) - 1)
-    );
+    assert_eq!(out.sum, plain_sum(&x, &out.survivors, (1 << 20) - 1));
+    assert!(round.cost.bytes_per_client[2] > 64.0 * 4.0);
     assert!(out.sum.iter().all(|v| *v < 1 << 20));
     assert_eq!(out.per_phase, [40, 39, 37, 36]);
 }
@@ -194,7 +167,8 @@ fn what_the_server_holds_never_unmasks_one_client() {
         after_input: ids(&[5]),
         ..Drops::default()
     };
-    let (out, round) = run(&cfg, &drops).unwrap();
+    let (round, x) = run(&cfg, &drops).unwrap();
+    let out = round.unmasked;
     let (inputs, responses) = round.server.view();
     // No client's seed and key are both revealed: never both kinds of share of one owner.
     for owner in 0..16u64 {
@@ -217,7 +191,7 @@ fn what_the_server_holds_never_unmasks_one_client() {
     // A client's masked vector of all-zero input... here its real input: the masked values
     // look uniform (each bit set about half the time, low bytes spread over all 256 values).
     let y = &inputs[&0].vector;
-    assert_ne!(y, &round.inputs[&0]);
+    assert_ne!(y, &x[&0]);
     for bit in 0..32 {
         let ones = y.iter().filter(|v| *v >> bit & 1 == 1).count() as f64 / y.len() as f64;
         assert!((ones - 0.5).abs() < 0.04, "bit {bit}: {ones}");
@@ -235,16 +209,16 @@ fn what_the_server_holds_never_unmasks_one_client() {
 #[test]
 fn clients_refuse_a_server_that_asks_for_both_shares_or_asks_twice() {
     let cfg = SecAggConfig::new(1, (0..5).collect(), 4, 1, 32, 8);
-    let (mut round, req) = to_unmasking(&cfg, &Drops::default()).unwrap();
+    let (mut clients, req) = to_unmasking(&cfg);
     let mut both = req.clone();
     both.dropped.push(req.survivors[1]);
-    let c = round.clients.get_mut(&0).unwrap();
+    let c = clients.get_mut(&0).unwrap();
     let e = c.unmask(&both).unwrap_err().to_string();
     assert!(e.contains("both shares of client 1"), "{e}");
     // Having refused, it answers nothing more this round.
     assert!(c.unmask(&req).is_err());
     // A client answers a fair request once only.
-    let c = round.clients.get_mut(&1).unwrap();
+    let c = clients.get_mut(&1).unwrap();
     c.unmask(&req).unwrap();
     let e = c.unmask(&req).unwrap_err().to_string();
     assert!(e.contains("out of order"), "{e}");
@@ -252,8 +226,7 @@ fn clients_refuse_a_server_that_asks_for_both_shares_or_asks_twice() {
     let mut lie = req.clone();
     lie.survivors.retain(|&s| s != 2);
     lie.dropped.push(2);
-    let e = round
-        .clients
+    let e = clients
         .get_mut(&2)
         .unwrap()
         .unmask(&lie)

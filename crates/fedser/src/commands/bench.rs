@@ -2,6 +2,9 @@
 //! figure `../shared/peers/mfcc_bench.py` prints for python_speech_features, librosa and
 //! torchaudio. Same work as its `psf` pipeline: every file at its own rate, 20 ms / 20 ms,
 //! 13 coefficients, NFFT 512 (grown to the next power of two when a frame is longer).
+//!
+//! `fedser bench train`: one training step per model, and FedAvg, on the peer's shapes.
+//! `fedser bench secagg`: one round of secure aggregation in process, against a plain round.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -283,6 +286,100 @@ pub fn train(
                 r["fedavg10_ms_median"].as_f64().unwrap_or(f64::NAN)
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fedser bench secagg`: one round per size and graph, every message handed over in process.
+pub fn secagg(
+    sizes: &[usize],
+    neighbours: Option<usize>,
+    dim: Option<usize>,
+    dropout: f64,
+    full_graph_max: usize,
+    json: bool,
+) -> Result<ExitCode> {
+    use fedser_model::model::train_device;
+    use fedser_model::{EmotionModel, ModelSpec};
+    use fedser_privacy::secagg::SecAggConfig;
+    use fedser_privacy::secagg::local::{Dropouts, run_local};
+    if !(0.0..0.3).contains(&dropout) {
+        bail!("--dropout {dropout} must be in [0, 0.3): the default threshold tolerates less");
+    }
+    let dim = match dim {
+        Some(d) => d,
+        None => EmotionModel::new(ModelSpec::new(fedser_model::Arch::Dnn), 1, &train_device())?
+            .params()?
+            .num_values(),
+    };
+    let mut rows = Vec::new();
+    for &n in sizes {
+        if n < 3 {
+            bail!("--clients {n}: a round needs at least 3 clients");
+        }
+        let log = (n as f64).log2().ceil() as usize;
+        let k = neighbours.unwrap_or((2 * log).max(2));
+        let graphs: Vec<(String, usize)> = [
+            (format!("SecAgg+ (K = {k})"), k),
+            ("full graph".to_string(), n - 1),
+        ]
+        .into_iter()
+        .filter(|(_, kk)| *kk < n - 1 || n <= full_graph_max)
+        .collect();
+        for (name, kk) in graphs {
+            let cfg = SecAggConfig::new(1, (0..n as u64).collect(), kk, 7, 32, dim + 1);
+            let inputs = (0..n as u64)
+                .map(|c| (c, (0..dim as u32 + 1).map(|i| i ^ c as u32).collect()))
+                .collect();
+            let drops = Dropouts {
+                after_input: (0..(dropout * n as f64) as u64)
+                    .map(|i| i * 3 % n as u64)
+                    .collect(),
+                ..Dropouts::default()
+            };
+            let t = Instant::now();
+            let round = run_local(&cfg, &inputs, &drops, |c| {
+                let mut e = [1u8; 32];
+                e[..8].copy_from_slice(&c.to_le_bytes());
+                e
+            })?;
+            let wall = t.elapsed().as_secs_f64();
+            // The model still travels down in the clear; the protocol replaces the upload.
+            let bytes: f64 = round.cost.bytes_per_client.iter().sum::<f64>() + (4 * dim) as f64;
+            rows.push(serde_json::json!({
+                "clients": n, "graph": name, "neighbours": cfg.group_size() - 1,
+                "threshold": cfg.threshold, "dim": dim,
+                "client_seconds": round.cost.client_seconds,
+                "server_seconds": round.cost.server_seconds,
+                "bytes_per_client": bytes,
+                "plain_bytes_per_client": 8 * dim,
+                "bytes_ratio": bytes / (8 * dim) as f64,
+                "wall_seconds": wall,
+                "survivors": round.unmasked.survivors.len(),
+            }));
+        }
+    }
+    if json {
+        println!("{}", serde_json::json!({ "rounds": rows }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "update of {dim} values; dropout after masked input {dropout}; one thread; bytes/client: \
+         the model down plus every protocol message (plain round: model down, update up)"
+    );
+    println!("| clients | graph | threshold | client s | server s | bytes/client | vs plain |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.4} | {:.3} | {:.0} | {:.2}x |",
+            r["clients"],
+            r["graph"].as_str().unwrap_or(""),
+            r["threshold"],
+            r["client_seconds"].as_f64().unwrap_or(0.0),
+            r["server_seconds"].as_f64().unwrap_or(0.0),
+            r["bytes_per_client"].as_f64().unwrap_or(0.0),
+            r["bytes_ratio"].as_f64().unwrap_or(0.0),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,14 @@ pub fn run(command: Command, quiet: bool) -> Result<ExitCode> {
                 peer_lstm,
                 json,
             } => bench::train(&archs, batch, frames, reps, peer_lstm, json),
+            BenchWhat::Secagg {
+                clients,
+                neighbours,
+                dim,
+                dropout,
+                full_graph_max,
+                json,
+            } => bench::secagg(&clients, neighbours, dim, dropout, full_graph_max, json),
         },
     }
 }
