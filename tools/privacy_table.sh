@@ -8,6 +8,7 @@
 # not confused with the recording set-up). Prints mean ± sd over seeds.
 #
 # Usage: tools/privacy_table.sh ARCH [SEEDS] [extra simulate flags...]
+#   ONLY: a regular expression picking defences by name (e.g. 'none|secagg').
 #   FEDSER_DATA (default ../shared/data): holds ravdess-dev/.
 # Example: tools/privacy_table.sh cnn "0 1 2"
 set -euo pipefail
@@ -26,10 +27,14 @@ defences=(
   "central eps=4|--dp central --clip 1 --target-epsilon 4 --delta $delta"
   "central eps=1|--dp central --clip 1 --target-epsilon 1 --delta $delta"
   "local eps=8|--dp local --clip 1 --target-epsilon 8 --delta $delta"
+  "secagg|--secagg"
+  "secagg + central eps=4|--secagg --dp central --clip 1 --target-epsilon 4 --delta $delta"
 )
 for seed in $seeds; do
   for d in "${defences[@]}"; do
     name=${d%%|*}; flags=${d#*|}
+    # ONLY (a regular expression) picks defences by name.
+    if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
     dir="$out/$arch/${name// /_}/$seed"
     rm -rf "$dir"
     # shellcheck disable=SC2086

@@ -613,6 +613,72 @@ fn attacks_measure_a_recorded_run_and_say_what_they_need() {
     assert_stderr(&refused.get_output().stderr, "--record-updates");
 }
 
+#[test]
+fn secure_aggregation_survives_dropouts_records_each_phase_and_hides_the_updates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    small_run(&mut fedser(tmp.path()), &out)
+        .args([
+            "--no-report",
+            "--secagg",
+            "--client-dropout",
+            "0.15",
+            "--record-updates",
+        ])
+        .assert()
+        .success();
+    let rs = rounds(&out);
+    assert_eq!(rs.len(), 4);
+    let mut lost = 0;
+    for r in &rs {
+        let s = &r["secagg"];
+        assert_eq!(s["participants"], 6, "{s}");
+        let phases: Vec<u64> = s["clients_per_phase"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(phases.windows(2).all(|w| w[0] >= w[1]), "{s}");
+        lost += 6 - phases[2];
+        if r["aggregated"] == true {
+            assert_eq!(r["accepted"].as_u64().unwrap(), phases[2], "{r}");
+        }
+        // Example counts are inside the masked sum, not in the record.
+        assert!(
+            r["clients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["examples"] == 0)
+        );
+        assert!(s["bytes_per_client"][2].as_f64().unwrap() > 0.0);
+    }
+    assert!(lost > 0, "dropouts were drawn in some phase");
+    assert!(rs.iter().any(|r| r["aggregated"] == true));
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("secagg = true"), "{config}");
+    // What the server saw (masked vectors) can be attacked, and tells nothing.
+    assert!(out.join("attacker/round-0001.safetensors").is_file());
+    fedser(tmp.path())
+        .args(["attack", out.to_str().unwrap(), "--kind", "gender"])
+        .args(["--shadow-corpus", "synthetic", "--json"])
+        .assert()
+        .success();
+
+    // Rules that read individual updates, and broken thresholds, are refused up front.
+    let median = small_run(&mut fedser(tmp.path()), &tmp.path().join("m"))
+        .args(["--secagg", "--strategy", "median"])
+        .assert()
+        .failure();
+    assert_stderr(&median.get_output().stderr, "reads individual updates");
+    let low = small_run(&mut fedser(tmp.path()), &tmp.path().join("t"))
+        .args(["--secagg", "--secagg-threshold", "2"])
+        .assert()
+        .failure();
+    assert_stderr(&low.get_output().stderr, "more than half");
+}
+
 /// Makes identities `T/idN` for `ids`, in order, and enrols them in `T/enrolled.txt`.
 fn enrol(t: &Path, ids: impl Iterator<Item = u64>) {
     let mut enrolled = String::new();
