@@ -42,6 +42,11 @@ pub enum DpMode {
     Central,
     /// Each client adds its own noise: the server never sees an update without it.
     Local,
+    /// Each client adds a share of the central noise, and secure aggregation hides every
+    /// update, so the sum carries the full noise without trusting the server with it. Each
+    /// share is sized for the fewest contributors a round may have, so dropouts cannot leave
+    /// the sum under-noised.
+    Distributed,
 }
 
 impl std::str::FromStr for DpMode {
@@ -50,7 +55,10 @@ impl std::str::FromStr for DpMode {
         match s {
             "central" => Ok(Self::Central),
             "local" => Ok(Self::Local),
-            other => Err(format!("unknown DP mode {other:?} (central or local)")),
+            "distributed" => Ok(Self::Distributed),
+            other => Err(format!(
+                "unknown DP mode {other:?} (central, local or distributed)"
+            )),
         }
     }
 }
@@ -95,6 +103,10 @@ pub struct DpSettings {
     /// guarantee then does not hold against anyone who knows the seed, clients included).
     #[serde(default)]
     pub reproducible_noise: bool,
+    /// Distributed DP: the fewest contributors a round may aggregate (each client's noise
+    /// share is `z·C / sqrt(min_contributors)`).
+    #[serde(default)]
+    pub min_contributors: usize,
 }
 
 /// A secret for the server's noise from the operating system's random source.
@@ -125,10 +137,10 @@ impl DpSettings {
             return Err(PrivacyError::TargetEpsilon(t));
         }
         if let Some(a) = &self.adaptive {
-            if self.mode == DpMode::Local {
+            if self.mode != DpMode::Central {
                 return Err(PrivacyError::Attack(
-                    "adaptive clipping needs each client's clipped bit, which local DP does not \
-                     let leave the device: use a fixed --clip with --dp local"
+                    "adaptive clipping needs each client's clipped bit, which local and \
+                     distributed DP do not let leave the device: use a fixed --clip"
                         .into(),
                 ));
             }
@@ -241,6 +253,8 @@ pub struct DpServerStage {
     /// This round: updates seen, and how many were within the clip.
     seen: usize,
     unclipped: usize,
+    /// This round's updates were hidden (secure aggregation): only their number is known.
+    blind: bool,
     last: Option<PrivacyRecord>,
 }
 
@@ -258,6 +272,7 @@ impl DpServerStage {
             adaptive,
             seen: 0,
             unclipped: 0,
+            blind: false,
             last: None,
         })
     }
@@ -272,7 +287,7 @@ impl DpServerStage {
     /// server knows who took part, so sampling amplifies nothing).
     fn account(&mut self) -> Result<(), String> {
         let q = match self.settings.mode {
-            DpMode::Central => self.settings.sampling_rate,
+            DpMode::Central | DpMode::Distributed => self.settings.sampling_rate,
             DpMode::Local => 1.0,
         };
         self.accountant
@@ -286,9 +301,20 @@ impl DpServerStage {
             .update_noise_multiplier()
             .map_err(|e| e.to_string())?;
         Ok(match self.settings.mode {
-            DpMode::Central => z * self.clip / self.settings.expected_clients(),
+            DpMode::Central | DpMode::Distributed => {
+                z * self.clip / self.settings.expected_clients()
+            }
             DpMode::Local => z * self.clip,
         })
+    }
+
+    /// Distributed DP: the standard deviation of each client's share of the noise.
+    fn share_std(&self) -> Result<f64, String> {
+        let z = self
+            .settings
+            .update_noise_multiplier()
+            .map_err(|e| e.to_string())?;
+        Ok(z * self.clip / (self.settings.min_contributors.max(1) as f64).sqrt())
     }
 
     fn finish_round(&mut self, round: u32, noise_std: f64) -> Result<(), String> {
@@ -310,8 +336,10 @@ impl DpServerStage {
             clip: clip_used,
             noise_std,
             clipped_fraction: match self.settings.mode {
-                // Under local DP the server never learns which updates were clipped.
-                DpMode::Local => None,
+                // Under local or distributed DP, or secure aggregation, the server never
+                // learns which updates were clipped.
+                _ if self.blind => None,
+                DpMode::Local | DpMode::Distributed => None,
                 DpMode::Central if self.seen == 0 => Some(0.0),
                 DpMode::Central => Some((self.seen - self.unclipped) as f64 / self.seen as f64),
             },
@@ -321,6 +349,7 @@ impl DpServerStage {
         });
         self.seen = 0;
         self.unclipped = 0;
+        self.blind = false;
         Ok(())
     }
 }
@@ -332,9 +361,12 @@ impl ServerStage for DpServerStage {
 
     fn configure(&mut self, _round: u32, config: &mut ConfigMap) {
         config.insert(CLIP_KEY.into(), ConfigValue::Float(self.clip));
-        if self.settings.mode == DpMode::Local
-            && let Ok(std) = self.noise_std()
-        {
+        let share = match self.settings.mode {
+            DpMode::Central => None,
+            DpMode::Local => self.noise_std().ok(),
+            DpMode::Distributed => self.share_std().ok(),
+        };
+        if let Some(std) = share {
             config.insert(NOISE_KEY.into(), ConfigValue::Float(std));
             if self.settings.reproducible_noise {
                 config.insert(REPRODUCIBLE_KEY.into(), ConfigValue::Bool(true));
@@ -348,7 +380,7 @@ impl ServerStage for DpServerStage {
         };
         let mut next = self.accountant.clone();
         let q = match self.settings.mode {
-            DpMode::Central => self.settings.sampling_rate,
+            DpMode::Central | DpMode::Distributed => self.settings.sampling_rate,
             DpMode::Local => 1.0,
         };
         next.step(q, self.settings.noise_multiplier)
@@ -385,7 +417,7 @@ impl ServerStage for DpServerStage {
     ) -> Result<(), String> {
         for (u, flat) in updates.iter().zip(flats.iter_mut()) {
             self.seen += 1;
-            if self.settings.mode == DpMode::Local {
+            if self.settings.mode != DpMode::Central {
                 // The update carries its own noise (norm far above C); clipping it again would
                 // only shrink the signal. Its clipped bit stayed on the device.
                 continue;
@@ -404,6 +436,11 @@ impl ServerStage for DpServerStage {
     }
 
     fn after(&mut self, round: u32, delta: &mut [f32], contributors: usize) -> Result<(), String> {
+        if self.seen == 0 && contributors > 0 {
+            // The updates never reached a `before` (secure aggregation): count them unseen.
+            self.seen = contributors;
+            self.blind = true;
+        }
         let noise_std = match self.settings.mode {
             DpMode::Central => {
                 // The rule's mean over `contributors` becomes the sum over the fixed q·N.
@@ -418,6 +455,15 @@ impl ServerStage for DpServerStage {
             }
             // Each client added its own noise; the mean of noisy updates is released as is.
             DpMode::Local => self.noise_std()?,
+            DpMode::Distributed => {
+                // The sum carries every contributor's share; released as the sum over q·N.
+                let scale = contributors as f64 / self.settings.expected_clients();
+                delta
+                    .iter_mut()
+                    .for_each(|v| *v = (f64::from(*v) * scale) as f32);
+                let n = contributors.max(1) as f64;
+                self.share_std()? * n.sqrt() / self.settings.expected_clients()
+            }
         };
         self.finish_round(round, noise_std)
     }

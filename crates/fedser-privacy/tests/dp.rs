@@ -23,6 +23,7 @@ fn settings(mode: DpMode) -> DpSettings {
         poisson: true,
         seed: 3,
         reproducible_noise: false,
+        min_contributors: 4,
     }
 }
 
@@ -196,8 +197,10 @@ fn bad_settings_are_refused_before_training() {
         quantile: 0.5,
         learning_rate: 0.2,
     });
-    let err = DpServerStage::new(s).err().unwrap().to_string();
-    assert!(err.contains("local DP"), "{err}");
+    let err = DpServerStage::new(s.clone()).err().unwrap().to_string();
+    assert!(err.contains("local and distributed DP"), "{err}");
+    s.mode = DpMode::Distributed;
+    assert!(DpServerStage::new(s).is_err());
 }
 
 #[test]

@@ -417,8 +417,9 @@ pub struct RunFlags {
     /// Probability that a client's result arrives after the round closed.
     #[arg(long)]
     pub straggler: Option<f64>,
-    /// Differential privacy at client level: central (the server noises the aggregate) or
-    /// local (each client noises its own update). Off by default.
+    /// Differential privacy at client level: central (the server noises the aggregate),
+    /// local (each client noises its own update) or distributed (each client adds a share of
+    /// the central noise; needs --secagg). Off by default.
     #[arg(long)]
     pub dp: Option<fedser_privacy::DpMode>,
     /// DP: L2 clip norm of each client's update (default 1.0; the initial one with

@@ -677,6 +677,101 @@ mod tests {
         assert!(secure.global.get("bn.running_var").unwrap().data[0] > 1.6);
     }
 
+    /// Sends back the model it was given: its update is zero, so whatever moves the model
+    /// is the noise.
+    #[derive(Clone)]
+    struct Still;
+    impl Client for Still {
+        fn fit(&mut self, global: &ParamSet, _ins: &FitInstructions) -> Result<FitOutcome, String> {
+            Ok(FitOutcome {
+                params: global.clone(),
+                examples: 3,
+                loss: 0.1,
+            })
+        }
+        fn evaluate(&mut self, _g: &ParamSet) -> Result<Option<EvalOutcome>, String> {
+            Ok(None)
+        }
+    }
+    struct Stills;
+    impl ClientFactory for Stills {
+        fn open(&self, _id: ClientId) -> Result<Box<dyn Client>, String> {
+            Ok(Box::new(Still))
+        }
+    }
+
+    #[test]
+    fn distributed_noise_sums_to_the_central_noise_under_secure_aggregation() {
+        use crate::{DpClientStage, DpMode, DpServerStage, DpSettings, PrivacyRecord};
+        let dim = 4000;
+        let zero = {
+            let mut p = ParamSet::new();
+            p.push("w", ParamTensor::new(vec![dim], vec![0.0; dim]).unwrap())
+                .unwrap();
+            p
+        };
+        let dp = DpSettings {
+            mode: DpMode::Distributed,
+            clip: 0.5,
+            noise_multiplier: 1.0,
+            delta: 1e-5,
+            sampling_rate: 1.0,
+            clients: 10,
+            adaptive: None,
+            target_epsilon: None,
+            poisson: true,
+            seed: 3,
+            reproducible_noise: true,
+            min_contributors: 10,
+        };
+        let strategy = FedStrategy::new(
+            StrategySpec::fedavg(),
+            Sampling {
+                fraction_fit: 1.0,
+                min_fit_clients: 1,
+                fraction_evaluate: 0.0,
+                min_evaluate_clients: 0,
+                poisson: None,
+            },
+            LocalTraining {
+                epochs: 1,
+                batch_size: 1,
+                learning_rate: 0.1,
+            },
+            3,
+        );
+        let pipeline =
+            fedser_fl::ServerPipeline::new().with_stage(Box::new(DpServerStage::new(dp).unwrap()));
+        let mut sa = settings();
+        sa.range = 0.5 * 7.0;
+        sa.uniform_weights = true;
+        let mut server = Server::new(strategy, zero.clone(), (0..10).collect(), 1)
+            .with_pipeline(pipeline)
+            .with_secure(Box::new(SecAggStage::new(sa)));
+        let config = SimulationConfig {
+            workers: 2,
+            dropout: 0.0,
+            straggler: 0.0,
+            seed: 5,
+        };
+        let clients = ClientPipeline::new().with_stage(Box::new(DpClientStage));
+        let mut sim = Simulation::new(&Stills, config, clients).with_secure(&SecAggParticipant);
+        let r = server.run_round(1, &mut sim, None).unwrap();
+        assert!(r.aggregated, "{:?}", r.note);
+        let privacy: PrivacyRecord =
+            serde_json::from_value(r.stage_records["privacy"].clone()).unwrap();
+        // Each of 10 clients adds N(0, (z C / sqrt 10)^2); the mean over q N = 10 has std
+        // z C / 10 = 0.05: the central noise, without the server adding any.
+        assert!((privacy.noise_std - 0.05).abs() < 1e-9, "{privacy:?}");
+        assert_eq!(
+            privacy.clipped_fraction, None,
+            "hidden by secure aggregation"
+        );
+        let moved = &server.global.get("w").unwrap().data;
+        let var = moved.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / dim as f64;
+        assert!((var.sqrt() - 0.05).abs() < 0.004, "std {}", var.sqrt());
+    }
+
     #[test]
     fn rounds_survive_dropouts_and_robust_rules_are_refused_with_the_reason() {
         let factory = Factory(toys(20));

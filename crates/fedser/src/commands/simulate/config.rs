@@ -428,7 +428,9 @@ impl RunConfig {
             // A clipped update has no coordinate above the clip norm.
             Some(fedser_privacy::DpMode::Central) => p.clip,
             // Locally noised: room for six standard deviations of the device's noise.
-            Some(fedser_privacy::DpMode::Local) => p.clip * (1.0 + 6.0 * z),
+            Some(fedser_privacy::DpMode::Local | fedser_privacy::DpMode::Distributed) => {
+                p.clip * (1.0 + 6.0 * z)
+            }
             None => 4.0,
         });
         Some(fedser_privacy::SecAggSettings {
@@ -498,6 +500,12 @@ impl RunConfig {
         }
         if p.noise_multiplier.is_none() && p.target_epsilon.is_none() {
             bail!("--dp needs --noise-multiplier Z or --target-epsilon E");
+        }
+        if p.dp == Some(fedser_privacy::DpMode::Distributed) && !p.secagg {
+            bail!(
+                "--dp distributed needs --secagg: each client adds only a share of the noise, \
+                 so without secure aggregation the server would see barely noised updates"
+            );
         }
         let rule = self.strategy()?.rule;
         if rule != fedser_fl::Rule::Mean {

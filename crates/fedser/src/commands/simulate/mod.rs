@@ -372,7 +372,7 @@ pub(crate) fn privacy_pipelines(
     let z = match (p.noise_multiplier, p.target_epsilon) {
         (Some(z), _) => z,
         (None, Some(target)) => {
-            let accounted_q = if mode == DpMode::Central { q } else { 1.0 };
+            let accounted_q = if mode == DpMode::Local { 1.0 } else { q };
             let z = fedser_privacy::noise_multiplier_for(
                 target,
                 accounted_q,
@@ -404,12 +404,26 @@ pub(crate) fn privacy_pipelines(
         poisson: poisson.is_some(),
         seed: noise_seed(cfg, run)?,
         reproducible_noise: p.reproducible_noise,
+        min_contributors: min_contributors(cfg, clients),
     };
     let stage = DpServerStage::new(settings)?;
     Ok((
         ServerPipeline::new().with_stage(Box::new(stage)),
         ClientPipeline::new().with_stage(Box::new(DpClientStage)),
     ))
+}
+
+/// The fewest contributors a round can aggregate: the minimum of results, or under secure
+/// aggregation its threshold if that is higher (a round with fewer is refused).
+fn min_contributors(cfg: &RunConfig, clients: usize) -> usize {
+    let f = &cfg.federation;
+    let sampled =
+        (((f.fraction_fit * clients as f64).floor() as usize).max(f.min_fit_clients)).min(clients);
+    let threshold = cfg
+        .secagg_settings()
+        .and_then(|s| s.config(1, &(0..sampled).collect::<Vec<_>>(), 1).ok())
+        .map_or(0, |c| c.threshold);
+    f.min_fit_results.max(threshold).max(1)
 }
 
 /// The seed of the server's DP noise: a secret kept in the run directory (mode 0600, never in
