@@ -24,6 +24,9 @@ pub struct ParticipantSettings {
     pub seed: u64,
     /// Updates go through the DP clipping stage (settings arrive with each task).
     pub dp: bool,
+    /// Rounds run secure aggregation: updates leave only masked.
+    #[serde(default)]
+    pub secagg: bool,
 }
 
 impl ParticipantSettings {

@@ -16,7 +16,8 @@ use crate::identity::Identity;
 use crate::proto::federation_client::FederationClient;
 use crate::proto::*;
 use crate::server::submit_fields;
-use crate::{CHUNK_BYTES, NetError, PROTOCOL, ResultMeta};
+use crate::{CHUNK_BYTES, NetError, PROTOCOL, ResultMeta, SecureFitMeta};
+use fedser_fl::secure::{SecureClient, SecureSession};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -66,6 +67,9 @@ pub struct Connection {
     pub client_id: u64,
     /// The run's settings the server sent (JSON).
     pub settings_json: String,
+    /// The client's side of a secure protocol, and its session of the current round.
+    secure: Option<Box<dyn SecureClient>>,
+    session: Option<(u32, Box<dyn SecureSession>)>,
 }
 
 async fn channel(options: &ClientOptions) -> Result<Channel, NetError> {
@@ -112,7 +116,15 @@ impl Connection {
             options,
             client_id,
             settings_json,
+            secure: None,
+            session: None,
         })
+    }
+
+    /// Takes part in secure aggregation with `secure` when the server asks for it.
+    pub fn with_secure(mut self, secure: Box<dyn SecureClient>) -> Self {
+        self.secure = Some(secure);
+        self
     }
 
     /// Runs the server's tasks on `client` until the federation is over. A lost server
@@ -178,6 +190,31 @@ impl Connection {
                 on_task("fit", ins.round);
                 Ok(false)
             }
+            Task::Secure {
+                round,
+                step,
+                message,
+                fit,
+            } => {
+                let chunk = match self.secure_answer(client, pipeline, round, &message, fit) {
+                    Ok((bytes, meta)) => {
+                        self.result(round, &format!("secure:{step}"), meta, bytes, "")
+                    }
+                    Err(e) => {
+                        tracing::warn!("secure aggregation, round {round}: {e}");
+                        self.result(
+                            round,
+                            &format!("secure:{step}"),
+                            String::new(),
+                            Vec::new(),
+                            &e,
+                        )
+                    }
+                };
+                self.submit(chunk, served)?;
+                on_task("secure", round);
+                Ok(false)
+            }
             Task::Evaluate { round, global } => {
                 let chunk = match client.evaluate(&global) {
                     Ok(outcome) => self.result(
@@ -193,6 +230,43 @@ impl Connection {
                 served.evaluations += 1;
                 on_task("evaluate", round);
                 Ok(false)
+            }
+        }
+    }
+
+    /// Answers one step of the secure protocol with this round's session; a fit step trains
+    /// first and hands the update to the session (only the masked form leaves).
+    fn secure_answer(
+        &mut self,
+        client: &mut dyn Client,
+        pipeline: &ClientPipeline,
+        round: u32,
+        message: &[u8],
+        fit: Option<(FitInstructions, ParamSet)>,
+    ) -> Result<(Vec<u8>, String), String> {
+        let secure = self.secure.as_ref().ok_or(
+            "the server asked for secure aggregation, which this client was not set up for",
+        )?;
+        if self.session.as_ref().is_none_or(|(r, _)| *r != round) {
+            self.session = Some((round, secure.session(self.client_id as usize, round)));
+        }
+        let (_, session) = self.session.as_mut().expect("just set");
+        match fit {
+            None => Ok((session.answer(message, None)?, String::new())),
+            Some((ins, global)) => {
+                let update = pipeline
+                    .fit(client, self.client_id as usize, &global, &ins)
+                    .map_err(|f| f.to_string())?;
+                let bytes = session.answer(message, Some((&update, &global)))?;
+                let meta = SecureFitMeta {
+                    loss: update.loss,
+                    seconds: update.seconds,
+                    stages: update.stages,
+                };
+                Ok((
+                    bytes,
+                    serde_json::to_string(&meta).map_err(|e| e.to_string())?,
+                ))
             }
         }
     }
@@ -245,8 +319,27 @@ impl Connection {
                     return Err(NetError::Protocol("the task is longer than it said".into()));
                 }
             }
+            let secure = |prefix: &str| -> Option<u32> {
+                head.kind.strip_prefix(prefix).and_then(|s| s.parse().ok())
+            };
+            if let Some(step) = secure("secure:") {
+                return Ok(Task::Secure {
+                    round: head.round,
+                    step,
+                    message: head.message,
+                    fit: None,
+                });
+            }
             let (global, _) = ParamSet::from_safetensors(&data)
                 .map_err(|e| NetError::Protocol(format!("bad global model: {e}")))?;
+            if let Some(step) = secure("secure-fit:") {
+                return Ok(Task::Secure {
+                    round: head.round,
+                    step,
+                    message: head.message,
+                    fit: Some((serde_json::from_str(&head.instructions_json)?, global)),
+                });
+            }
             match head.kind.as_str() {
                 "fit" => Ok(Task::Fit {
                     ins: serde_json::from_str(&head.instructions_json)?,
@@ -337,6 +430,12 @@ enum Task {
     Evaluate {
         round: u32,
         global: ParamSet,
+    },
+    Secure {
+        round: u32,
+        step: u32,
+        message: Vec<u8>,
+        fit: Option<(FitInstructions, ParamSet)>,
     },
     Wait,
     Done,

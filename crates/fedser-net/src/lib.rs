@@ -39,6 +39,15 @@ pub struct ResultMeta {
     pub stages: BTreeMap<String, f64>,
 }
 
+/// What accompanies a secure fit's answer (the update itself is inside the masked message).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SecureFitMeta {
+    pub loss: f64,
+    pub seconds: f64,
+    #[serde(default)]
+    pub stages: BTreeMap<String, f64>,
+}
+
 /// Why the transport failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

@@ -20,7 +20,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::identity::{AuthError, Verifier};
 use crate::proto::federation_server::{Federation, FederationServer};
 use crate::proto::*;
-use crate::{CHUNK_BYTES, NetError, PROTOCOL, ResultMeta};
+use crate::{CHUNK_BYTES, NetError, PROTOCOL, ResultMeta, SecureFitMeta};
+use fedser_fl::secure::{FitReport, SecureAnswer};
 
 /// How the server runs its rounds.
 #[derive(Debug, Clone)]
@@ -52,13 +53,37 @@ impl Default for ServerOptions {
 /// A task waiting for its client.
 #[derive(Clone)]
 enum Task {
-    Fit { round: u32, ins: FitInstructions },
-    Evaluate { round: u32 },
+    Fit {
+        round: u32,
+        ins: FitInstructions,
+    },
+    Evaluate {
+        round: u32,
+    },
+    /// A step of a secure protocol: its message, and with `ins` a fit before the answer.
+    Secure {
+        round: u32,
+        step: u32,
+        message: Arc<Vec<u8>>,
+        ins: Option<FitInstructions>,
+    },
+}
+
+impl Task {
+    /// The kind a result must name, and its round.
+    fn expects(&self) -> (String, u32) {
+        match self {
+            Task::Fit { round, .. } => ("fit".into(), *round),
+            Task::Evaluate { round } => ("evaluate".into(), *round),
+            Task::Secure { round, step, .. } => (format!("secure:{step}"), *round),
+        }
+    }
 }
 
 enum Answer {
     Fit(Result<Update, ClientFailure>),
     Evaluate(Result<Option<EvalOutcome>, ClientFailure>),
+    Secure(Result<SecureAnswer, ClientFailure>),
 }
 
 #[derive(Default)]
@@ -76,6 +101,8 @@ struct State {
     /// The latest refusals, for the operator (client, reason), and how many there were.
     refusals: std::collections::VecDeque<(Option<ClientId>, String)>,
     refused: u64,
+    /// Secure steps posted in the current round.
+    secure_step: (u32, u32),
 }
 
 /// Refusals kept for the operator (older ones are only counted).
@@ -278,15 +305,17 @@ impl NetExecutor {
     fn run_tasks(
         &mut self,
         round: u32,
-        global: &ParamSet,
+        global: Option<&ParamSet>,
         tasks: Vec<(ClientId, Task)>,
     ) -> (BTreeMap<ClientId, Answer>, BTreeSet<ClientId>) {
-        let bytes = global.to_safetensors(&BTreeMap::new()).unwrap_or_default();
+        let bytes = global.map(|g| g.to_safetensors(&BTreeMap::new()).unwrap_or_default());
         let ids: Vec<ClientId> = tasks.iter().map(|(c, _)| *c).collect();
         {
             let mut st = self.shared.lock();
             st.round = round;
-            st.global = Arc::new(bytes);
+            if let Some(bytes) = bytes {
+                st.global = Arc::new(bytes);
+            }
             st.pending = tasks.into_iter().collect();
             st.taken.clear();
             st.answers.clear();
@@ -352,12 +381,54 @@ impl Executor for NetExecutor {
                 )
             })
             .collect();
-        let (mut answers, taken) = self.run_tasks(round, global, posted);
+        let (mut answers, taken) = self.run_tasks(round, Some(global), posted);
         tasks
             .iter()
             .map(|(c, _)| {
                 let answer = match answers.remove(c) {
                     Some(Answer::Fit(r)) => r,
+                    _ => Err(missing(&taken, *c)),
+                };
+                (*c, answer)
+            })
+            .collect()
+    }
+
+    fn exchange(
+        &mut self,
+        round: u32,
+        messages: &[(ClientId, Vec<u8>)],
+        fit: Option<(&ParamSet, &[(ClientId, FitInstructions)])>,
+    ) -> Vec<(ClientId, Result<SecureAnswer, ClientFailure>)> {
+        let step = {
+            let mut st = self.shared.lock();
+            st.secure_step = match st.secure_step {
+                (r, s) if r == round => (r, s + 1),
+                _ => (round, 1),
+            };
+            st.secure_step.1
+        };
+        let posted = messages
+            .iter()
+            .map(|(c, m)| {
+                let ins = fit.and_then(|(_, tasks)| {
+                    tasks.iter().find(|(t, _)| t == c).map(|(_, i)| i.clone())
+                });
+                let task = Task::Secure {
+                    round,
+                    step,
+                    message: Arc::new(m.clone()),
+                    ins,
+                };
+                (*c, task)
+            })
+            .collect();
+        let (mut answers, taken) = self.run_tasks(round, fit.map(|(g, _)| g), posted);
+        messages
+            .iter()
+            .map(|(c, _)| {
+                let answer = match answers.remove(c) {
+                    Some(Answer::Secure(r)) => r,
                     _ => Err(missing(&taken, *c)),
                 };
                 (*c, answer)
@@ -375,7 +446,7 @@ impl Executor for NetExecutor {
             .iter()
             .map(|&c| (c, Task::Evaluate { round }))
             .collect();
-        let (mut answers, taken) = self.run_tasks(round, global, posted);
+        let (mut answers, taken) = self.run_tasks(round, Some(global), posted);
         clients
             .iter()
             .map(|c| {
@@ -400,8 +471,7 @@ impl Service {
         let mut st = self.shared.lock();
         st.connected.insert(id, Instant::now());
         let expected = match st.pending.get(&id) {
-            Some(Task::Fit { round, .. }) => ("fit", *round),
-            Some(Task::Evaluate { round }) => ("evaluate", *round),
+            Some(task) => task.expects(),
             None => {
                 return Err(format!(
                     "no open task for round {} (late or unasked)",
@@ -409,7 +479,7 @@ impl Service {
                 ));
             }
         };
-        if (first.kind.as_str(), first.round) != expected {
+        if (first.kind.as_str(), first.round) != (expected.0.as_str(), expected.1) {
             return Err(format!(
                 "a {} result for round {}, but the open task is {} for round {}",
                 first.kind, first.round, expected.0, expected.1
@@ -491,16 +561,42 @@ impl Federation for Service {
                     && !st.taken.contains(&id)
                 {
                     st.taken.insert(id);
-                    let (kind, round, ins) = match task {
-                        Task::Fit { round, ins } => (
-                            "fit",
-                            round,
-                            serde_json::to_string(&ins).unwrap_or_default(),
-                        ),
-                        Task::Evaluate { round } => ("evaluate", round, String::new()),
-                    };
                     let global = st.global.clone();
-                    return Ok(Response::new(task_stream(kind, round, ins, global)));
+                    let none = Arc::new(Vec::new());
+                    let stream = match task {
+                        Task::Fit { round, ins } => {
+                            let ins = serde_json::to_string(&ins).unwrap_or_default();
+                            task_stream("fit".into(), round, ins, global, none)
+                        }
+                        Task::Evaluate { round } => {
+                            task_stream("evaluate".into(), round, String::new(), global, none)
+                        }
+                        Task::Secure {
+                            round,
+                            step,
+                            message,
+                            ins: Some(ins),
+                        } => {
+                            let ins = serde_json::to_string(&ins).unwrap_or_default();
+                            task_stream(format!("secure-fit:{step}"), round, ins, global, message)
+                        }
+                        Task::Secure {
+                            round,
+                            step,
+                            message,
+                            ins: None,
+                        } => {
+                            let empty = Arc::new(Vec::new());
+                            task_stream(
+                                format!("secure:{step}"),
+                                round,
+                                String::new(),
+                                empty,
+                                message,
+                            )
+                        }
+                    };
+                    return Ok(Response::new(stream));
                 }
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -616,15 +712,22 @@ pub(crate) fn submit_fields(c: &ResultChunk) -> String {
     )
 }
 
-/// The task stream: a header chunk, then the model in chunks.
-fn task_stream(kind: &'static str, round: u32, ins: String, global: Arc<Vec<u8>>) -> TaskStream {
+/// The task stream: a header chunk (with a secure step's message), then the model in chunks.
+fn task_stream(
+    kind: String,
+    round: u32,
+    ins: String,
+    global: Arc<Vec<u8>>,
+    message: Arc<Vec<u8>>,
+) -> TaskStream {
     let total = global.len() as u64;
     let mut chunks = vec![Ok(TaskChunk {
-        kind: kind.into(),
+        kind,
         round,
         instructions_json: ins,
         total_bytes: total,
         data: Vec::new(),
+        message: message.to_vec(),
     })];
     for part in global.chunks(CHUNK_BYTES) {
         chunks.push(Ok(TaskChunk {
@@ -656,6 +759,22 @@ fn decode_answer(first: &ResultChunk, data: &[u8], id: ClientId) -> Answer {
                         stages: meta.stages,
                     })
                 })
+        }),
+        kind if kind.starts_with("secure:") => Answer::Secure(if !first.error.is_empty() {
+            Err(ClientFailure::Error(first.error.clone()))
+        } else {
+            let fit = (!first.meta_json.is_empty())
+                .then(|| serde_json::from_str::<SecureFitMeta>(&first.meta_json))
+                .transpose()
+                .map_err(|e| failure(format!("bad result metadata: {e}")));
+            fit.map(|fit| SecureAnswer {
+                bytes: data.to_vec(),
+                fit: fit.map(|m| FitReport {
+                    loss: m.loss,
+                    seconds: m.seconds,
+                    stages: m.stages,
+                }),
+            })
         }),
         _ => Answer::Evaluate(if !first.error.is_empty() {
             Err(ClientFailure::Error(first.error.clone()))

@@ -209,6 +209,78 @@ fn a_federation_over_tls_ends_exactly_where_the_simulation_does() {
     assert!(last.bytes_up > 0 && last.bytes_down > 0);
 }
 
+#[test]
+fn secure_aggregation_over_tls_ends_exactly_where_the_secure_simulation_does() {
+    use fedser_privacy::{SecAggParticipant, SecAggSettings, SecAggStage};
+    let settings = SecAggSettings {
+        threshold: None,
+        neighbours: None,
+        bits: 32,
+        range: 4.0,
+        uniform_weights: false,
+        weight_cap: 10.0,
+        seed: 9,
+    };
+    let everyone = || {
+        let mut s = strategy();
+        s.sampling.fraction_fit = 1.0;
+        s
+    };
+    let cert = certificate();
+    let ids: Vec<Identity> = (0..3).map(|_| Identity::generate().unwrap()).collect();
+    let server = start(&ids.iter().collect::<Vec<_>>(), &cert);
+    let opts = options(&server, &cert);
+    let handles: Vec<_> = ids
+        .into_iter()
+        .zip(toys())
+        .map(|(id, mut toy)| {
+            let opts = opts.clone();
+            std::thread::spawn(move || {
+                let mut conn = Connection::open(opts, id)
+                    .unwrap()
+                    .with_secure(Box::new(SecAggParticipant));
+                conn.serve(&mut toy, &ClientPipeline::new(), &mut |_, _| {})
+                    .unwrap()
+            })
+        })
+        .collect();
+    assert_eq!(server.wait_for_clients(3, Duration::from_secs(20)), 3);
+    let mut net = Server::new(everyone(), params(&[0.0, 0.0]), (0..3).collect(), 1)
+        .with_secure(Box::new(SecAggStage::new(settings.clone())));
+    let mut executor = server.executor();
+    let mut records = Vec::new();
+    for round in 1..=3 {
+        records.push(net.run_round(round, &mut executor, None).unwrap());
+    }
+    server.finish(Duration::from_millis(800));
+    let served: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(served.iter().all(|s| s.refused.is_empty()), "{served:?}");
+    for r in &records {
+        assert!(r.aggregated, "round {}: {:?}", r.round, r.note);
+        assert_eq!(r.accepted, 3);
+        assert_eq!(
+            r.stage_records["secagg"]["clients_per_phase"],
+            serde_json::json!([3, 3, 3, 3])
+        );
+    }
+
+    let factory = Factory(toys());
+    let config = SimulationConfig {
+        workers: 2,
+        dropout: 0.0,
+        straggler: 0.0,
+        seed: 5,
+    };
+    let mut sim =
+        Simulation::new(&factory, config, ClientPipeline::new()).with_secure(&SecAggParticipant);
+    let mut local = Server::new(everyone(), params(&[0.0, 0.0]), (0..3).collect(), 1)
+        .with_secure(Box::new(SecAggStage::new(settings)));
+    for round in 1..=3 {
+        local.run_round(round, &mut sim, None).unwrap();
+    }
+    assert_eq!(net.global, local.global, "the same sums, bit for bit");
+}
+
 /// A bare protocol client over TLS, for requests the real client would never send.
 async fn raw_client(server: &str, ca: &str) -> FederationClient<tonic::transport::Channel> {
     let tls = tonic::transport::ClientTlsConfig::new()

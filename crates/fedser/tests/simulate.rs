@@ -776,11 +776,77 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
     assert_eq!(order.len(), speakers.len());
     enrol(t, order.iter().map(|(id, _)| *id));
 
+    federate(t, &corpus, &run, &order, &[], "srv", true);
+    // Same seed, same split, same strategy: the same model, bit for bit.
+    let a = fedser_core::ParamSet::load(&t.join("sim/global.safetensors"))
+        .unwrap()
+        .0;
+    let b = fedser_core::ParamSet::load(&t.join("srv/global.safetensors"))
+        .unwrap()
+        .0;
+    assert!(a == b, "the networked model differs from the simulation's");
+    let net_rounds = rounds(&t.join("srv"));
+    assert_eq!(net_rounds.len(), 2);
+    assert_eq!(
+        net_rounds[1]["federated"],
+        rounds(&t.join("sim"))[1]["federated"]
+    );
+    assert!(
+        net_rounds[1]["central"]["ua"].is_number(),
+        "central evaluation on synth_000"
+    );
+
+    // Secure aggregation over the network: the server sees only masked vectors, and still
+    // ends where the secure simulation does (masks cancel exactly; rounding is seeded).
+    fedser(t)
+        .args([
+            "-q",
+            "simulate",
+            "--out",
+            &s(&t.join("sim-sa")),
+            "--no-report",
+            "--secagg",
+        ])
+        .args(corpus)
+        .args(run)
+        .assert()
+        .success();
+    federate(t, &corpus, &run, &order, &["--secagg"], "srv-sa", false);
+    let a = fedser_core::ParamSet::load(&t.join("sim-sa/global.safetensors"))
+        .unwrap()
+        .0;
+    let b = fedser_core::ParamSet::load(&t.join("srv-sa/global.safetensors"))
+        .unwrap()
+        .0;
+    assert!(
+        a == b,
+        "the secure networked model differs from the secure simulation's"
+    );
+    let secure = rounds(&t.join("srv-sa"));
+    assert_eq!(
+        secure[1]["secagg"]["clients_per_phase"],
+        serde_json::json!([3, 3, 3, 3])
+    );
+}
+
+/// One `fedser server` (run flags `run` + `extra`, writing `T/out`) and a `fedser client`
+/// process per enrolled identity in `order`, each with its own speaker; waits (bounded) for
+/// all to end successfully.
+fn federate(
+    t: &Path,
+    corpus: &[&str],
+    run: &[&str],
+    order: &[(u64, String)],
+    extra: &[&str],
+    out: &str,
+    check_stranger: bool,
+) {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
     let mut server_args = vec![
         "-q".to_string(),
         "server".into(),
         "--out".into(),
-        s(&t.join("srv")),
+        s(&t.join(out)),
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--tls-cert".into(),
@@ -793,7 +859,7 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
         "60".into(),
         "--no-report".into(),
     ];
-    server_args.extend(corpus.iter().chain(&run).map(|a| a.to_string()));
+    server_args.extend(corpus.iter().chain(run).chain(extra).map(|a| a.to_string()));
     // The server's own evaluation set: a speaker none of the clients holds.
     server_args.extend(["--test-speakers".into(), "synth_000".into()]);
     let args: Vec<&str> = server_args.iter().map(String::as_str).collect();
@@ -801,28 +867,30 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
     let port = server_port(&t.join("server.err"));
     let url = format!("https://127.0.0.1:{port}");
     // A key that is not enrolled is refused and says so.
-    fedser(t)
-        .args(["keygen", "--out", &s(&t.join("stranger"))])
-        .assert()
-        .success();
-    let stranger = fedser(t)
-        .args([
-            "client",
-            "--server",
-            &url,
-            "--ca",
-            &s(&t.join("tls/cert.pem")),
-        ])
-        .args([
-            "--identity",
-            &s(&t.join("stranger")),
-            "--corpus",
-            "synthetic",
-        ])
-        .args(corpus)
-        .assert()
-        .failure();
-    assert_stderr(&stranger.get_output().stderr, "not enrolled");
+    if check_stranger {
+        fedser(t)
+            .args(["keygen", "--out", &s(&t.join("stranger"))])
+            .assert()
+            .success();
+        let stranger = fedser(t)
+            .args([
+                "client",
+                "--server",
+                &url,
+                "--ca",
+                &s(&t.join("tls/cert.pem")),
+            ])
+            .args([
+                "--identity",
+                &s(&t.join("stranger")),
+                "--corpus",
+                "synthetic",
+            ])
+            .args(corpus)
+            .assert()
+            .failure();
+        assert_stderr(&stranger.get_output().stderr, "not enrolled");
+    }
     let ca = s(&t.join("tls/cert.pem"));
     let clients: Vec<_> = order
         .iter()
@@ -847,24 +915,6 @@ fn server_and_client_processes_over_tls_reach_the_simulations_model() {
     let status = wait_bounded(server, 120);
     let err = std::fs::read_to_string(t.join("server.err")).unwrap();
     assert!(status.success(), "{err}");
-    // Same seed, same split, same strategy: the same model, bit for bit.
-    let a = fedser_core::ParamSet::load(&t.join("sim/global.safetensors"))
-        .unwrap()
-        .0;
-    let b = fedser_core::ParamSet::load(&t.join("srv/global.safetensors"))
-        .unwrap()
-        .0;
-    assert!(a == b, "the networked model differs from the simulation's");
-    let net_rounds = rounds(&t.join("srv"));
-    assert_eq!(net_rounds.len(), 2);
-    assert_eq!(
-        net_rounds[1]["federated"],
-        rounds(&t.join("sim"))[1]["federated"]
-    );
-    assert!(
-        net_rounds[1]["central"]["ua"].is_number(),
-        "central evaluation on synth_000"
-    );
 }
 
 /// The port of a server started with `--listen 127.0.0.1:0`, from its log (bounded wait).

@@ -20,7 +20,7 @@ use fedser_model::model::train_device;
 use fedser_net::client::{ClientOptions, Connection};
 use fedser_net::identity::{Identity, Verifier};
 use fedser_net::server::{NetServer, ServerOptions, ServerTls};
-use fedser_privacy::DpClientStage;
+use fedser_privacy::{DpClientStage, SecAggParticipant, SecAggStage};
 
 use super::simulate::config::RunConfig;
 use super::simulate::{self, Options, Rounds, Start};
@@ -204,6 +204,7 @@ fn participant_settings(cfg: &RunConfig) -> Result<ParticipantSettings> {
         class_weights: cfg.local.class_weights,
         seed: cfg.seed,
         dp: cfg.privacy.dp.is_some(),
+        secagg: cfg.privacy.secagg,
     })
 }
 
@@ -245,12 +246,6 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     let round_deadline = seconds(cmd.round_deadline, "--round-deadline")?;
     let client_wait = seconds(cmd.client_wait, "--client-wait")?;
     let (cfg, start) = server_config(&cmd)?;
-    if cfg.privacy.secagg {
-        bail!(
-            "--secagg runs in `fedser simulate` so far: the network protocol does not carry \
-             secure aggregation's messages yet, and a server without it would see every update"
-        );
-    }
     let verifier = Verifier::from_file(&cmd.enrolled, Duration::from_secs(120))?;
     let clients = verifier.len();
     if start == Start::Resume && !cmd.out.is_dir() {
@@ -320,6 +315,13 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
         cfg.federation.min_fit_results,
     )
     .with_pipeline(server_pipeline);
+    if let Some(settings) = cfg.secagg_settings() {
+        let mut stage = SecAggStage::new(settings);
+        if cfg.privacy.record_updates {
+            stage = stage.recording(cmd.out.join("attacker"));
+        }
+        server = server.with_secure(Box::new(stage));
+    }
     let (first_round, _) = driver::resume(&run, &mut server)?;
     if start == Start::Resume {
         eprintln!(
@@ -502,13 +504,16 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
     if settings.dp {
         pipeline = pipeline.with_stage(Box::new(DpClientStage));
     }
+    if settings.secagg {
+        conn = conn.with_secure(Box::new(SecAggParticipant));
+    }
     let id = conn.client_id;
     let mut on_task = |kind: &str, round: u32| {
         if !quiet {
-            let what = if kind == "fit" {
-                "trained and sent its update"
-            } else {
-                "evaluated the new model"
+            let what = match kind {
+                "fit" => "trained and sent its update",
+                "secure" => "took a step of secure aggregation",
+                _ => "evaluated the new model",
             };
             eprintln!("client {id}, round {round}: {what}");
         }
