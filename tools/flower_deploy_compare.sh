@@ -31,10 +31,8 @@ echo "work dir: $work" >&2
 # Features for the peer (psf MFCC, five classes, speakers from the RAVDESS file names).
 "$venv/bin/python" "$peers/flower_bench.py" features --wav-dir "$ravdess" --out "$work/ravdess.npz" \
   --classes neutral,happy,angry,sad,fear > "$work/features.json"
-# Warm fedser's feature cache. `fedser server` has no --cache flag: it reads the default cache,
-# $XDG_CACHE_HOME/fedser/features, so XDG_CACHE_HOME points into the work dir for every process.
-export XDG_CACHE_HOME="$work/xdg"
-cache="$XDG_CACHE_HOME/fedser/features"
+# Warm fedser's feature cache (a folder in the work dir, passed to the server and every client).
+cache="$work/cache"
 "$fedser" corpus -q --corpus ravdess --data "$ravdess" --extract --cache "$cache" > /dev/null
 
 python3 - "$work" "$fedser" "$venv/bin/python" "$peers/flower_bench.py" "$ravdess" "$cache" \
@@ -171,7 +169,7 @@ try:
          "--arch", "dnn", "--hidden", "128", "--dropout", "0.2", "--rounds", str(ROUNDS), "--local-epochs", "1",
          "--batch-size", "32", "--lr", "0.001", "--optimizer", "adam", "--weight-decay", "0",
          "--no-class-weights", "--strategy", "fedavg", "--fraction", "1", "--min-clients", str(CLIENTS),
-         "--val-fraction", "0", "--fraction-evaluate", "0"],
+         "--val-fraction", "0", "--fraction-evaluate", "0", "--cache", cache],
         stdout=out("server.out"), stderr=out("server.err"))
     started.append(server)
     port = None

@@ -1,9 +1,11 @@
 //! What a server tells each participant on hello, so that a device computes exactly what a
 //! simulated client of the same run would: the model, the front end, the local training
-//! settings, the normalisation, the validation split and the seed, and whether its updates
-//! are clipped for differential privacy.
+//! settings, the normalisation, the validation split and the seed, how recordings are
+//! labelled, and whether its updates are clipped for differential privacy or masked for secure
+//! aggregation.
 
 use fedser_audio::FrontEndConfig;
+use fedser_data::loaders::{CremaLabels, IemocapOptions, LoadOptions};
 use fedser_model::{ModelSpec, Optimizer, TrainConfig};
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +29,24 @@ pub struct ParticipantSettings {
     /// Rounds run secure aggregation: updates leave only masked.
     #[serde(default)]
     pub secagg: bool,
+    /// How every device labels its recordings, so that all label alike: CREMA-D's acted or
+    /// voice-vote labels, IEMOCAP's subsets.
+    #[serde(default)]
+    pub crema_labels: CremaLabels,
+    #[serde(default)]
+    pub iemocap: IemocapOptions,
 }
 
 impl ParticipantSettings {
+    /// `own` (the device's loading options) with the run's labelling choices.
+    pub fn load_options(&self, own: &LoadOptions) -> LoadOptions {
+        LoadOptions {
+            crema_labels: self.crema_labels,
+            iemocap: self.iemocap,
+            ..own.clone()
+        }
+    }
+
     /// Local training settings (epochs, batch size, rate and seed come with each task).
     pub fn train_config(&self) -> TrainConfig {
         TrainConfig {

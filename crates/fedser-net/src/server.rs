@@ -270,11 +270,15 @@ impl NetServer {
         self.shared.lock().refusals.iter().cloned().collect()
     }
 
-    /// Tells polling clients the federation is over, then stops serving after `grace`.
+    /// Tells polling clients the federation is over, then stops serving once every client
+    /// has said goodbye, or after `grace`.
     pub fn finish(mut self, grace: Duration) {
         self.shared.lock().finished = true;
         self.shared.posted.notify_waiters();
-        std::thread::sleep(grace);
+        let until = Instant::now() + grace;
+        while Instant::now() < until && !self.shared.lock().connected.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -557,9 +561,14 @@ impl Federation for Service {
                 if st.finished {
                     return Ok(Response::new(one_chunk("done", st.round)));
                 }
+                // A client polls only between tasks: one that polls again while its task is
+                // open and unanswered lost it in transit (or its result), so it gets it again.
                 if let Some(task) = st.pending.get(&id).cloned()
-                    && !st.taken.contains(&id)
+                    && !st.answers.contains_key(&id)
                 {
+                    if st.taken.contains(&id) {
+                        tracing::info!("client {id}: handing its task again (lost in transit)");
+                    }
                     st.taken.insert(id);
                     let global = st.global.clone();
                     let none = Arc::new(Vec::new());

@@ -9,8 +9,8 @@ use std::time::Duration;
 use fedser_core::{ConfusionMatrix, Emotion, ParamSet, ParamTensor};
 use fedser_fl::strategy::LocalTraining;
 use fedser_fl::{
-    Client, ClientFactory, ClientId, ClientPipeline, EvalOutcome, FedStrategy, FitInstructions,
-    FitOutcome, Sampling, Server, Simulation, SimulationConfig, StrategySpec,
+    Client, ClientFactory, ClientFailure, ClientId, ClientPipeline, EvalOutcome, FedStrategy,
+    FitInstructions, FitOutcome, Sampling, Server, Simulation, SimulationConfig, StrategySpec,
 };
 use fedser_net::client::{ClientOptions, Connection};
 use fedser_net::identity::{Identity, Verifier};
@@ -402,6 +402,89 @@ fn unknown_keys_replays_wrong_rounds_and_plain_text_are_refused() {
     assert!(
         refusals.iter().any(|(_, r)| r.contains("not enrolled")),
         "{refusals:?}"
+    );
+    server.finish(Duration::from_millis(10));
+}
+
+#[test]
+fn a_task_lost_in_transit_is_handed_again_within_its_round() {
+    use fedser_net::proto::TaskRequest;
+    let cert = certificate();
+    let enrolled = Identity::generate().unwrap();
+    let server = start(&[&enrolled], &cert);
+    let opts = options(&server, &cert);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut rpc = rt.block_on(async {
+        let mut rpc = raw_client(&opts.server, &cert.0).await;
+        let hello = HelloRequest {
+            protocol: fedser_net::PROTOCOL,
+            auth: Some(enrolled.sign("hello", "examples=2", b"")),
+            examples: 2,
+            capabilities: vec![],
+        };
+        rpc.hello(hello).await.unwrap();
+        rpc
+    });
+    let mut executor = server.executor();
+    let round = std::thread::spawn(move || {
+        let ins = FitInstructions {
+            round: 1,
+            epochs: 1,
+            batch_size: 1,
+            learning_rate: 0.1,
+            proximal_mu: 0.0,
+            seed: 1,
+            config: Default::default(),
+        };
+        fedser_fl::Executor::fit(&mut executor, &params(&[0.0]), &[(0, ins)])
+    });
+    let kinds: Vec<String> = rt.block_on(async {
+        let mut kinds = Vec::new();
+        // Twice: the first task's stream is dropped unread, as a broken connection would.
+        for _ in 0..2 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let req = TaskRequest {
+                    auth: Some(enrolled.sign("get_task", "client=0", b"")),
+                    client_id: 0,
+                };
+                let mut stream = rpc.get_task(req).await.unwrap().into_inner();
+                let head = tokio_stream::StreamExt::next(&mut stream)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if head.kind != "wait" || std::time::Instant::now() > deadline {
+                    kinds.push(head.kind);
+                    break;
+                }
+            }
+        }
+        // Then an answer (the client could not train), which closes the round at once.
+        let mut first = ResultChunk {
+            client_id: 0,
+            round: 1,
+            kind: "fit".into(),
+            error: "no data".into(),
+            data_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"")),
+            ..ResultChunk::default()
+        };
+        let fields = format!(
+            "client=0|round=1|kind=fit|bytes=0|sha256={}|error=no data",
+            first.data_sha256
+        );
+        first.auth = Some(enrolled.sign("submit", &fields, b""));
+        let reply = rpc.submit(tokio_stream::iter(vec![first])).await.unwrap();
+        assert!(reply.into_inner().accepted);
+        kinds
+    });
+    assert_eq!(kinds, vec!["fit", "fit"], "handed again after the loss");
+    let answers = round.join().unwrap();
+    assert!(
+        matches!(answers[0].1, Err(ClientFailure::Error(_))),
+        "{answers:?}"
     );
     server.finish(Duration::from_millis(10));
 }

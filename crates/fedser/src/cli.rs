@@ -134,6 +134,9 @@ pub struct ServerCmd {
     /// Do not write the report at the end.
     #[arg(long)]
     pub no_report: bool,
+    /// Feature cache folder for the server's evaluation set (default: the user's cache).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunFlags,
 }

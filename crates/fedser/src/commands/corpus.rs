@@ -27,7 +27,9 @@ pub fn run(cmd: CorpusCmd, quiet: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&summary_json(&corpus))?);
     } else {
         print_table(&corpus);
-        eprintln!("loaded in {load_seconds:.2} s");
+        if !quiet {
+            eprintln!("loaded in {load_seconds:.2} s");
+        }
     }
     if let Some(path) = &cmd.plot_counts {
         let title = format!("{}: utterances per emotion", corpus.name);

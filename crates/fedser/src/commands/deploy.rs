@@ -165,7 +165,11 @@ pub fn status(cmd: StatusCmd) -> Result<ExitCode> {
 
 /// The server's own evaluation set: `--test-speakers` of `--corpus`, each speaker normalised
 /// with their own statistics as a new device would be (none without `--test-speakers`).
-fn central_test_set(cfg: &RunConfig, quiet: bool) -> Result<Vec<fedser_model::Example>> {
+fn central_test_set(
+    cfg: &RunConfig,
+    cache: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<Vec<fedser_model::Example>> {
     if cfg.split.test_speakers.is_empty() {
         return Ok(Vec::new());
     }
@@ -173,7 +177,10 @@ fn central_test_set(cfg: &RunConfig, quiet: bool) -> Result<Vec<fedser_model::Ex
         &cfg.corpus_args(),
         &cfg.split.test_speakers,
         &cfg.features,
-        simulate::data::default_cache().as_deref(),
+        cache
+            .map(std::path::Path::to_path_buf)
+            .or_else(simulate::data::default_cache)
+            .as_deref(),
         quiet,
     )?;
     let all: Vec<usize> = (0..featured.features.len()).collect();
@@ -205,6 +212,15 @@ fn participant_settings(cfg: &RunConfig) -> Result<ParticipantSettings> {
         seed: cfg.seed,
         dp: cfg.privacy.dp.is_some(),
         secagg: cfg.privacy.secagg,
+        crema_labels: if cfg.corpus.crema_voice_labels {
+            fedser_data::loaders::CremaLabels::Voice
+        } else {
+            fedser_data::loaders::CremaLabels::Acted
+        },
+        iemocap: fedser_data::loaders::IemocapOptions {
+            merge_excited: !cfg.corpus.iemocap_keep_excited_apart,
+            improvised_only: cfg.corpus.iemocap_improvised_only,
+        },
     })
 }
 
@@ -269,7 +285,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     run.write_file("config.toml", cfg.to_toml()?.as_bytes())?;
     cfg.check_against_clients(clients)?;
 
-    let test = central_test_set(&cfg, quiet)?;
+    let test = central_test_set(&cfg, cmd.cache.as_deref(), quiet)?;
     let spec = cfg.model_spec()?;
     let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
     let strategy = simulate::build_strategy(&cfg, initial.statistic_names())?;
@@ -472,6 +488,21 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
     )?;
     let settings: ParticipantSettings = serde_json::from_str(&conn.settings_json)
         .context("the server sent settings this client does not understand")?;
+    let own = cmd.corpus.load_options();
+    let run_options = settings.load_options(&own);
+    if run_options != own {
+        eprintln!(
+            "the run labels recordings differently from this client's flags (CREMA-D {:?}, \
+             IEMOCAP {:?}); reading the corpus the run's way",
+            run_options.crema_labels, run_options.iemocap
+        );
+        corpus = fedser_data::loaders::load(
+            cmd.corpus.corpus,
+            cmd.corpus.data.as_deref(),
+            &run_options,
+        )?;
+        cdata::keep_speakers(&mut corpus, &cmd.speakers)?;
+    }
     let cache = cmd
         .cache
         .clone()
