@@ -511,12 +511,16 @@ pub struct TrainCmd {
     /// LSTM models: one direction only.
     #[arg(long)]
     pub unidirectional: bool,
+    /// Passes over the training utterances (the best epoch by validation UA is kept).
     #[arg(long, default_value_t = 60)]
     pub epochs: usize,
+    /// Utterances per optimiser step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Learning rate of the optimiser.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// L2 weight decay (decoupled with adamw).
     #[arg(long, default_value_t = 1e-4)]
     pub weight_decay: f64,
     /// adam, adamw or sgd.

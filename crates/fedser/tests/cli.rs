@@ -247,6 +247,11 @@ fn corpus_summarises_draws_and_writes_the_synthetic_corpus() {
     assert_eq!(json["speakers"], 4);
     assert_eq!(json["skipped"], 0);
     assert_eq!(json["per_emotion"]["fear"], 8);
+    // Each speaker's counts are labelled like the corpus's, in the class order.
+    let first = &json["per_speaker"][0]["per_emotion"];
+    assert_eq!(first["fear"], 2, "{first}");
+    let order: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(order, ["neutral", "happy", "angry", "sad", "fear"]);
     let svg = std::fs::read_to_string(&counts).unwrap();
     assert!(svg.contains("<svg") && svg.contains("neutral") && svg.contains("fear"));
     assert_eq!(&std::fs::read(&wave).unwrap()[1..4], b"PNG");

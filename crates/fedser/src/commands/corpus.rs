@@ -70,12 +70,18 @@ pub(crate) fn audio(source: &AudioSource) -> Result<(Vec<f32>, u32)> {
     })
 }
 
-fn summary_json(c: &Corpus) -> serde_json::Value {
-    let per_emotion: serde_json::Map<String, serde_json::Value> = Emotion::ALL
+/// Counts per emotion as an object keyed by class name, in the conventions' class order.
+fn labelled(counts: &[usize]) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = Emotion::ALL
         .iter()
-        .zip(c.per_emotion())
-        .map(|(e, n)| (e.name().to_string(), n.into()))
+        .zip(counts)
+        .map(|(e, n)| (e.name().to_string(), (*n).into()))
         .collect();
+    serde_json::Value::Object(map)
+}
+
+fn summary_json(c: &Corpus) -> serde_json::Value {
+    let per_emotion = labelled(&c.per_emotion());
     let speakers: Vec<serde_json::Value> = c
         .speakers()
         .iter()
@@ -83,7 +89,7 @@ fn summary_json(c: &Corpus) -> serde_json::Value {
             serde_json::json!({
                 "speaker": s.speaker,
                 "gender": s.gender.map(|g| g.name()),
-                "per_emotion": s.per_emotion,
+                "per_emotion": labelled(&s.per_emotion),
             })
         })
         .collect();

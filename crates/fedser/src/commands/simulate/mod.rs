@@ -198,9 +198,13 @@ pub(crate) fn check_fingerprint(run: &RunDir, now: &Fingerprint, start: Start) -
         }
         (Start::Resume, Some(fp)) => fp,
     };
+    // A setting newer than the run (absent from its fingerprint) at its default value changes
+    // nothing: runs started by an older fedser resume.
+    let defaults = Fingerprint::of(&serde_json::to_value(RunConfig::default())?);
     let changes = recorded.changes(now);
     let (allowed, refused): (Vec<_>, Vec<_>) = changes
         .into_iter()
+        .filter(|c| !(c.was.is_none() && c.now.as_ref() == defaults.settings.get(&c.key)))
         .partition(|c| MAY_CHANGE.contains(&c.key.as_str()));
     if !refused.is_empty() {
         let list: Vec<String> = refused.iter().map(|c| format!("  {c}")).collect();
