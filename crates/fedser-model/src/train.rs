@@ -163,11 +163,24 @@ pub struct Proximal<'a> {
 
 /// [`train`] with an optional proximal term.
 pub fn train_near(
+    model: EmotionModel,
+    train: &[Example],
+    val: &[Example],
+    cfg: &TrainConfig,
+    proximal: Option<Proximal<'_>>,
+) -> Result<(EmotionModel, History), TrainError> {
+    train_observed(model, train, val, cfg, proximal, &mut |_| {})
+}
+
+/// [`train_near`], calling `on_epoch` after each epoch with its loss and validation figures
+/// (for progress displays).
+pub fn train_observed(
     mut model: EmotionModel,
     train: &[Example],
     val: &[Example],
     cfg: &TrainConfig,
     proximal: Option<Proximal<'_>>,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<(EmotionModel, History), TrainError> {
     if train.is_empty() {
         return Err(TrainError::Empty);
@@ -284,6 +297,7 @@ pub fn train_near(
             record.train_loss,
             record.val_ua
         );
+        on_epoch(&record);
         history.epochs.push(record);
         if cfg.patience > 0 && since_best >= cfg.patience {
             break;

@@ -3,6 +3,7 @@
 //! The binary is thin: it parses arguments and wires the library crates together.
 
 mod alloc_tuning;
+mod bitmap_text;
 mod cli;
 mod commands;
 mod cputime;

@@ -41,7 +41,10 @@ macro_rules! render {
             .as_deref()
         {
             Some("png") => {
-                let root = ::plotters::prelude::BitMapBackend::new(path, $size).into_drawing_area();
+                let root = $crate::bitmap_text::TextFixed(::plotters::prelude::BitMapBackend::new(
+                    path, $size,
+                ))
+                .into_drawing_area();
                 $draw(&root)?;
                 present(root.present().map_err(|e| e.to_string()))
             }

@@ -250,7 +250,12 @@ fn corpus_summarises_draws_and_writes_the_synthetic_corpus() {
     // Each speaker's counts are labelled like the corpus's, in the class order.
     let first = &json["per_speaker"][0]["per_emotion"];
     assert_eq!(first["fear"], 2, "{first}");
-    let order: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+    let order: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(order, ["neutral", "happy", "angry", "sad", "fear"]);
     let svg = std::fs::read_to_string(&counts).unwrap();
     assert!(svg.contains("<svg") && svg.contains("neutral") && svg.contains("fear"));

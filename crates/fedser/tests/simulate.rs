@@ -403,7 +403,10 @@ fn resume_refuses_changed_experiment_settings_and_records_allowed_changes() {
     let settings = fp["settings"].as_object_mut().unwrap();
     let before = settings.len();
     settings.retain(|k, _| !k.starts_with("privacy.secagg"));
-    assert!(settings.len() < before, "the fingerprint lists every setting");
+    assert!(
+        settings.len() < before,
+        "the fingerprint lists every setting"
+    );
     std::fs::write(&fp_path, serde_json::to_string(&fp).unwrap()).unwrap();
     fedser(tmp.path())
         .args([

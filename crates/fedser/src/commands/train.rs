@@ -7,11 +7,13 @@ use fedser_audio::FrontEndConfig;
 use fedser_client::ModelMeta;
 use fedser_data::partition::{TestSpeakers, speaker_split, train_val_split};
 use fedser_model::model::train_device;
-use fedser_model::{EmotionModel, ModelSpec, TrainConfig, evaluate, train};
+use fedser_model::train::train_observed;
+use fedser_model::{EmotionModel, ModelSpec, TrainConfig, evaluate};
 
 use super::dataset::{self, examples};
 use super::evaluate::print_metrics;
 use crate::cli::TrainCmd;
+use crate::progress;
 
 pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
     let front = FrontEndConfig {
@@ -72,12 +74,23 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
 
     let model = EmotionModel::new(spec, cmd.corpus.seed, &train_device())?;
     let started = std::time::Instant::now();
-    let (model, history) = train(
+    let bar = progress::bar(cfg.epochs as u64, "epochs", quiet);
+    let mut on_epoch = |r: &fedser_model::train::EpochRecord| {
+        let val = r
+            .val_ua
+            .map_or_else(String::new, |ua| format!(", validation UA {ua:.3}"));
+        bar.set_message(format!("epochs (loss {:.4}{val})", r.train_loss));
+        bar.inc(1);
+    };
+    let (model, history) = train_observed(
         model,
         &examples(&data, &fit_idx),
         &examples(&data, &val_idx),
         &cfg,
+        None,
+        &mut on_epoch,
     )?;
+    bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let metrics = evaluate(&model, &examples(&data, &test_idx), 64).metrics();
 

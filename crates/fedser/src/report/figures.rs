@@ -158,27 +158,7 @@ const ORANGE_INK: RGBColor = RGBColor(230, 130, 20);
 const GREEN_INK: RGBColor = RGBColor(40, 150, 70);
 
 fn curves(info: &RunInfo, rounds: &[RoundRecord]) -> Plan {
-    type Get = fn(&EvalSummary) -> f64;
-    let metrics: [(&str, Get, RGBColor); 3] = [
-        ("accuracy", |e| e.accuracy, BLUE_INK),
-        ("UA", |e| e.ua, ORANGE_INK),
-        ("macro-F1", |e| e.macro_f1, GREEN_INK),
-    ];
-    type Pick = fn(&RoundRecord) -> Option<&EvalSummary>;
-    let sources: [(&str, Pick, bool); 2] =
-        [("central", central, false), ("federated", federated, true)];
-    let mut series = Vec::new();
-    for (source, pick, dashed) in sources {
-        for (metric, get, colour) in metrics {
-            series.push(Series {
-                label: format!("{metric}, {source}"),
-                colour,
-                dashed,
-                points: points(rounds, |r| pick(r).map(get)),
-            });
-        }
-    }
-    series.retain(|s| !s.points.is_empty());
+    let series = curve_series(rounds);
     if series.is_empty() {
         return Err("no round was evaluated, centrally or by the clients".into());
     }
@@ -190,6 +170,41 @@ fn curves(info: &RunInfo, rounds: &[RoundRecord]) -> Plan {
         series,
     };
     Ok(Box::new(move |path: &Path| line_chart(path, &chart)))
+}
+
+/// Accuracy, UA and macro-F1 per round, central and federated; a metric that coincides with
+/// another (accuracy and UA on a balanced test set) is drawn once, labelled as both.
+fn curve_series(rounds: &[RoundRecord]) -> Vec<Series> {
+    type Get = fn(&EvalSummary) -> f64;
+    let metrics: [(&str, Get, RGBColor); 3] = [
+        ("accuracy", |e| e.accuracy, BLUE_INK),
+        ("UA", |e| e.ua, ORANGE_INK),
+        ("macro-F1", |e| e.macro_f1, GREEN_INK),
+    ];
+    type Pick = fn(&RoundRecord) -> Option<&EvalSummary>;
+    let sources: [(&str, Pick, bool); 2] =
+        [("central", central, false), ("federated", federated, true)];
+    let mut series = Vec::new();
+    for (source, pick, dashed) in sources {
+        let mut own: Vec<Series> = metrics
+            .iter()
+            .map(|(metric, get, colour)| Series {
+                label: format!("{metric}, {source}"),
+                colour: *colour,
+                dashed,
+                points: points(rounds, |r| pick(r).map(get)),
+            })
+            .collect();
+        // On a balanced test set accuracy equals UA and one line would hide the other: draw
+        // it once and say so.
+        if own[0].points == own[1].points {
+            own.remove(0);
+            own[0].label = format!("UA = accuracy, {source}");
+        }
+        series.extend(own);
+    }
+    series.retain(|s| !s.points.is_empty());
+    series
 }
 
 fn loss(info: &RunInfo, rounds: &[RoundRecord]) -> Plan {
@@ -636,6 +651,39 @@ mod tests {
         assert_eq!(quantile(&v, 0.25), 1.75);
         assert_eq!(quantile(&v, 1.0), 4.0);
         assert_eq!(quantile(&[0.7], 0.75), 0.7);
+    }
+
+    #[test]
+    fn accuracy_equal_to_ua_is_drawn_once_and_labelled_as_both() {
+        let eval = |acc: f64, ua: f64| -> serde_json::Value {
+            serde_json::json!({"clients": 1, "examples": 10, "loss": 1.0, "accuracy": acc,
+                "ua": ua, "macro_f1": 0.3, "weighted_f1": 0.3,
+                "confusion": {"counts": [[1,0,0,0,0],[0,1,0,0,0],[0,0,1,0,0],[0,0,0,1,0],[0,0,0,0,1]]}})
+        };
+        let record = |round: u32, c: serde_json::Value, f: serde_json::Value| -> RoundRecord {
+            serde_json::from_value(serde_json::json!({
+                "round": round, "selected": 2, "accepted": 2, "dropped": 0, "stragglers": 0,
+                "errors": 0, "rejected": 0, "aggregated": true, "central": c, "federated": f,
+                "clients": [], "bytes_down": 0, "bytes_up": 0, "fit_seconds": 0.0,
+                "eval_seconds": 0.0, "seconds": 0.0}))
+            .unwrap()
+        };
+        // Central: balanced, accuracy = UA; federated: they differ.
+        let rounds = [
+            record(1, eval(0.5, 0.5), eval(0.6, 0.55)),
+            record(2, eval(0.6, 0.6), eval(0.7, 0.65)),
+        ];
+        let labels: Vec<String> = curve_series(&rounds).into_iter().map(|s| s.label).collect();
+        assert_eq!(
+            labels,
+            [
+                "UA = accuracy, central",
+                "macro-F1, central",
+                "accuracy, federated",
+                "UA, federated",
+                "macro-F1, federated"
+            ]
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; color: #22
        max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.4; }
 h1 { margin-bottom: 0.2em; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.92em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.88em; }
+td:last-child { text-align: left; max-width: 24em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f3f7; }
 td:first-child, th:first-child { text-align: left; }
@@ -342,10 +343,7 @@ fn rounds(out: &mut String, rounds: &[RoundRecord]) {
         &[
             "round",
             "accepted / selected",
-            "dropped",
-            "stragglers",
-            "errors",
-            "rejected",
+            "lost",
             "aggregated",
             "train loss",
             "central acc",
@@ -366,10 +364,7 @@ fn round_row(r: &RoundRecord) -> Vec<String> {
     vec![
         r.round.to_string(),
         format!("{} / {}", r.accepted, r.selected),
-        r.dropped.to_string(),
-        r.stragglers.to_string(),
-        r.errors.to_string(),
-        r.rejected.to_string(),
+        lost(r),
         if r.aggregated { "yes" } else { "no" }.into(),
         num(r.train_loss, 4),
         pct(c.map(|e| e.accuracy)),
@@ -380,6 +375,25 @@ fn round_row(r: &RoundRecord) -> Vec<String> {
         num(Some(r.seconds), 1),
         r.note.clone().unwrap_or_default(),
     ]
+}
+
+/// The clients a round lost, by reason ("–" when none): one narrow column instead of four.
+fn lost(r: &RoundRecord) -> String {
+    let parts: Vec<String> = [
+        (r.dropped, "dropped"),
+        (r.stragglers, "late"),
+        (r.errors, "failed"),
+        (r.rejected, "rejected"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        "–".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn clients(out: &mut String, p: &Page) {
