@@ -85,7 +85,16 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<Audio, DecodeError> {
         return Err(DecodeError::EmptyFile);
     }
     let is_riff = bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE";
-    let (interleaved, rate, channels) = match is_riff.then(|| decode_wav_hound(&bytes)).flatten() {
+    let hound = || {
+        decode_wav_hound(&bytes).or_else(|| {
+            // Metadata chunks some recorders write malformed (an odd-sized LIST whose INFO
+            // list is cut short) trip the decoders; the samples are intact, so read the file
+            // again with only its `fmt ` and `data` chunks.
+            let canonical = canonical_wav(&bytes)?;
+            decode_wav_hound(&canonical)
+        })
+    };
+    let (interleaved, rate, channels) = match is_riff.then(hound).flatten() {
         Some(decoded) => decoded?,
         None => {
             if is_riff {
@@ -101,6 +110,54 @@ pub fn decode_bytes(bytes: Vec<u8>) -> Result<Audio, DecodeError> {
         }
     };
     finish(interleaved, rate, channels)
+}
+
+/// A RIFF WAVE holding only the `fmt ` and `data` chunks of `bytes` (every other chunk is
+/// skipped, with a debug line); `None` without both. Chunks are walked with RIFF's pad byte
+/// after odd sizes, or without it where a writer left it out (the next chunk id then starts
+/// one byte earlier).
+fn canonical_wav(bytes: &[u8]) -> Option<Vec<u8>> {
+    let id_at = |p: usize| -> Option<&[u8]> {
+        bytes
+            .get(p..p + 4)
+            .filter(|id| id.iter().all(|b| b.is_ascii_graphic() || *b == b' '))
+    };
+    let (mut fmt, mut data) = (None, None);
+    let mut pos = 12;
+    while pos + 8 <= bytes.len() && data.is_none() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().ok()?) as usize;
+        let body = pos + 8;
+        let end = body.saturating_add(len).min(bytes.len());
+        match id {
+            b"fmt " => fmt = Some(&bytes[body..end]),
+            b"data" => data = Some(&bytes[body..end]),
+            other => tracing::debug!(
+                "skipping the {:?} chunk ({len} bytes)",
+                String::from_utf8_lossy(other)
+            ),
+        }
+        let padded = body.saturating_add(len).saturating_add(len % 2);
+        pos = if len % 2 == 1 && id_at(padded).is_none() && id_at(padded - 1).is_some() {
+            padded - 1
+        } else {
+            padded
+        };
+    }
+    let (fmt, data) = (fmt?, data?);
+    let mut out = Vec::with_capacity(data.len() + fmt.len() + 28);
+    out.extend(b"RIFF");
+    out.extend(((4 + 8 + fmt.len() + fmt.len() % 2 + 8 + data.len()) as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend((fmt.len() as u32).to_le_bytes());
+    out.extend(fmt);
+    if fmt.len() % 2 == 1 {
+        out.push(0);
+    }
+    out.extend(b"data");
+    out.extend((data.len() as u32).to_le_bytes());
+    out.extend(data);
+    Some(out)
 }
 
 /// Rejects absurd channel counts and rates in a RIFF `fmt ` chunk before any decoder does

@@ -153,6 +153,19 @@ fn extensible_and_odd_chunks_are_read() {
     let extra: &[(&[u8; 4], &[u8])] = &[(b"LIST", list), (b"FLLR", &fllr), (b"junk", odd)];
     let a = decode_bytes(wav(PCM, 1, 16000, 16, &data, extra)).unwrap();
     assert_close(&a.samples, &[0.25, -0.25], 0.0);
+    // An odd-sized LIST chunk whose INFO list is cut short (7 bytes, then the pad byte), as
+    // some recorders and editors write: the samples are intact and read.
+    let short_list: &[u8] = b"INFOabc";
+    let a = decode_bytes(wav(PCM, 1, 16000, 16, &data, &[(b"LIST", short_list)])).unwrap();
+    assert_close(&a.samples, &[0.25, -0.25], 0.0);
+    // The same without the pad byte (a writer that forgot it).
+    let mut unpadded = wav(PCM, 1, 16000, 16, &data, &[(b"LIST", short_list)]);
+    let at = unpadded.windows(4).position(|w| w == b"data").unwrap();
+    unpadded.remove(at - 1);
+    let n = unpadded.len() as u32 - 8;
+    unpadded[4..8].copy_from_slice(&n.to_le_bytes());
+    let a = decode_bytes(unpadded).unwrap();
+    assert_close(&a.samples, &[0.25, -0.25], 0.0);
 }
 
 fn fixture(name: &str) -> PathBuf {
