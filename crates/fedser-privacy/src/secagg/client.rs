@@ -7,32 +7,12 @@ use curve25519_dalek::scalar::Scalar;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use super::Phase;
 use super::crypto;
 use super::{
     AdvertiseKeys, EncryptedShare, MaskedInput, RevealedShare, Roster, SecAggConfig, SecAggError,
     ShareKeys, UnmaskRequest, UnmaskResponse,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Advertise,
-    Share,
-    Input,
-    Unmask,
-    Done,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Advertise => "advertise keys",
-            Phase::Share => "share keys",
-            Phase::Input => "masked input",
-            Phase::Unmask => "unmasking",
-            Phase::Done => "done",
-        }
-    }
-}
 
 /// What a client holds of another client's secrets.
 #[derive(Clone)]

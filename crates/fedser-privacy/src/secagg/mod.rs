@@ -47,6 +47,29 @@ pub use quant::Quantizer;
 pub use server::{SecAggServer, Unmasked};
 pub use stage::{SecAggParticipant, SecAggRecord, SecAggSettings, SecAggStage};
 
+/// Where a party stands in the round (the client and the server move through the same
+/// phases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Advertise,
+    Share,
+    Input,
+    Unmask,
+    Done,
+}
+
+impl Phase {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Phase::Advertise => "advertise keys",
+            Phase::Share => "share keys",
+            Phase::Input => "masked input",
+            Phase::Unmask => "unmasking",
+            Phase::Done => "done",
+        }
+    }
+}
+
 /// Why a protocol step was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SecAggError {

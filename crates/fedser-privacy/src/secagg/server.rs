@@ -8,33 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use curve25519_dalek::scalar::Scalar;
 
+use super::Phase;
 use super::client::{pair_seed, self_seed};
 use super::crypto;
 use super::{
     AdvertiseKeys, EncryptedShare, MaskedInput, Roster, SecAggConfig, SecAggError, ShareKeys,
     UnmaskRequest, UnmaskResponse,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Advertise,
-    Share,
-    Input,
-    Unmask,
-    Done,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Advertise => "advertise keys",
-            Phase::Share => "share keys",
-            Phase::Input => "masked input",
-            Phase::Unmask => "unmasking",
-            Phase::Done => "done",
-        }
-    }
-}
 
 /// The outcome of a round: the sum of the survivors' inputs modulo `2^bits`.
 #[derive(Debug, Clone, PartialEq)]
