@@ -593,16 +593,21 @@ mod tests {
             .collect()
     }
 
+    /// Every client trains every round; no client evaluates.
+    fn every_client() -> Sampling {
+        Sampling {
+            fraction_fit: 1.0,
+            min_fit_clients: 1,
+            fraction_evaluate: 0.0,
+            min_evaluate_clients: 0,
+            poisson: None,
+        }
+    }
+
     fn server(rule: &str, n: usize) -> Server<FedStrategy> {
         let strategy = FedStrategy::new(
             StrategySpec::parse(rule).unwrap(),
-            Sampling {
-                fraction_fit: 1.0,
-                min_fit_clients: 1,
-                fraction_evaluate: 0.0,
-                min_evaluate_clients: 0,
-                poisson: None,
-            },
+            every_client(),
             LocalTraining {
                 epochs: 2,
                 batch_size: 1,
@@ -726,13 +731,7 @@ mod tests {
         };
         let strategy = FedStrategy::new(
             StrategySpec::fedavg(),
-            Sampling {
-                fraction_fit: 1.0,
-                min_fit_clients: 1,
-                fraction_evaluate: 0.0,
-                min_evaluate_clients: 0,
-                poisson: None,
-            },
+            every_client(),
             LocalTraining {
                 epochs: 1,
                 batch_size: 1,
