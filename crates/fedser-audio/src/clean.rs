@@ -1,7 +1,7 @@
 //! Signal cleaning before feature extraction, as the paper prescribes ("the signals were
-//! normalised and subjected to a denoising algorithm"): peak normalisation, a Wiener-style
-//! spectral denoiser whose noise estimate comes from the recording's quietest frames, and
-//! optional silence trimming. All functions take mono samples in [-1, 1].
+//! normalised and subjected to a denoising algorithm"): DC removal, peak normalisation, a
+//! Wiener-style spectral denoiser whose noise estimate comes from the recording's quietest
+//! frames, and silence trimming. All functions take mono samples in [-1, 1].
 
 use std::f64::consts::PI;
 
@@ -16,6 +16,17 @@ pub fn normalise_peak(samples: &mut [f32], peak: f32) {
         let gain = peak / max;
         samples.iter_mut().for_each(|s| *s *= gain);
     }
+}
+
+/// Subtracts the mean, removing a constant offset exactly.
+pub fn remove_dc(samples: &mut [f32]) {
+    if samples.is_empty() {
+        return;
+    }
+    let mean = samples.iter().map(|&s| s as f64).sum::<f64>() / samples.len() as f64;
+    samples
+        .iter_mut()
+        .for_each(|s| *s = (*s as f64 - mean) as f32);
 }
 
 /// Settings of the spectral denoiser.
@@ -159,6 +170,22 @@ pub fn trim_silence_range(
     sample_rate: u32,
     top_db: f64,
 ) -> std::ops::Range<usize> {
+    trim_range(samples, sample_rate, |max| max * 10f64.powf(-top_db / 10.0))
+}
+
+/// Cuts leading and trailing frames (25 ms, 10 ms hop) whose mean power is at most `power`
+/// (an absolute floor, e.g. a multiple of a known noise floor's power). A signal with no louder
+/// frame is kept whole.
+pub fn trim_below(samples: &[f32], sample_rate: u32, power: f64) -> std::ops::Range<usize> {
+    trim_range(samples, sample_rate, |_| power)
+}
+
+/// The kept range: from the first to the last frame louder than `threshold(loudest frame)`.
+fn trim_range(
+    samples: &[f32],
+    sample_rate: u32,
+    threshold: impl Fn(f64) -> f64,
+) -> std::ops::Range<usize> {
     let win = ((0.025 * sample_rate as f64) as usize).max(1);
     let hop = ((0.010 * sample_rate as f64) as usize).max(1);
     if samples.len() <= win {
@@ -174,7 +201,10 @@ pub fn trim_silence_range(
     if max <= 0.0 {
         return 0..samples.len();
     }
-    let threshold = max * 10f64.powf(-top_db / 10.0);
+    let threshold = threshold(max);
+    if max <= threshold {
+        return 0..samples.len();
+    }
     let loud = |e: &f64| *e > threshold;
     let first = energies.iter().position(loud).unwrap_or(0);
     let last = energies

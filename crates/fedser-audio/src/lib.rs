@@ -6,11 +6,13 @@
 //! - [`clean`]: peak normalisation, spectral denoising, silence trimming.
 //! - [`mfcc`]: MFCCs matching python_speech_features (`psf`) or librosa (`librosa`).
 //! - [`pipeline`]: all of the above as one configured front end.
+//! - [`perturb`]: what devices do to recordings (gates, gain, rates, codecs, noise).
 //! - [`synth`]: deterministic speech-like test signals.
 
 pub mod clean;
 pub mod decode;
 pub mod mfcc;
+pub mod perturb;
 pub mod pipeline;
 pub mod resample;
 pub mod synth;
@@ -20,4 +22,5 @@ pub(crate) use synth as testsignal;
 
 pub use decode::{Audio, DecodeError, LoadError, decode_bytes, decode_file};
 pub use mfcc::{Mfcc, MfccConfig, MfccError, MfccStyle, WindowKind};
+pub use perturb::{PerturbError, Perturbation};
 pub use pipeline::{ExtractError, FrontEnd, FrontEndConfig};

@@ -1,4 +1,5 @@
-//! The configured front end: decode → resample → normalise → denoise → trim → MFCC.
+//! The configured front end: decode → resample → remove DC → normalise → denoise → trim →
+//! MFCC (over a noise-power floor).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,13 @@ use crate::resample::{self, ResampleError};
 
 /// Everything that turns a recording into features. Serialised into feature-cache keys and
 /// model files, so a model computes features exactly as its training data did.
+///
+/// Read back by [`RecordedFrontEnd`]: fields left out take the robust front end's values,
+/// except in a complete record written before the robust front end existed (an `mfcc` entry
+/// but none of `remove_dc`, `floor_db`, `trim_keep_seconds`), which reads as the classic front
+/// end it was, so fedser 0.1's model files and run folders compute what they computed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "RecordedFrontEnd")]
 pub struct FrontEndConfig {
     /// Rate to resample to before anything else; `None` keeps each file's own rate.
     pub sample_rate: Option<u32>,
@@ -21,35 +27,79 @@ pub struct FrontEndConfig {
     pub normalise: bool,
     /// Wiener-style spectral denoising (noise estimated from the quietest frames).
     pub denoise: bool,
-    /// Cut leading and trailing silence (frames 40 dB below the loudest).
+    /// Cut leading and trailing silence: frames 40 dB below the loudest or, with a
+    /// `floor_db`, frames within 6 dB of the floor (see `trim_keep_seconds`).
     pub trim_silence: bool,
+    /// Subtract the recording's mean (a converter's DC offset).
+    pub remove_dc: bool,
+    /// Noise-power floor in dB relative to the recording's peak (negative; 0 turns it off):
+    /// the expected power spectrum of white noise at this level is added to every frame's
+    /// power spectrum before the mel filterbank (psf style only). Silence then looks the same
+    /// whether a device recorded a faint noise floor or a gate made it exact zeros, and
+    /// deterministically so (a dither would add a random realisation). With `trim_silence`,
+    /// frames within 6 dB of the floor are the silence trimmed.
+    pub floor_db: f64,
+    /// With `trim_silence`: seconds of silence kept before and after the speech, so that
+    /// breaths and onsets stay while extra padding goes.
+    pub trim_keep_seconds: f64,
     /// The MFCC settings.
     pub mfcc: MfccConfig,
 }
 
 impl Default for FrontEndConfig {
-    /// What fedser trains on: 16 kHz, peak-normalised, psf-style MFCC (13 × 20 ms / 20 ms).
-    /// The paper's pipeline ([`FrontEndConfig::paper`]) also denoises; measured on RAVDESS
-    /// and EMO-DB (clean studio speech), the denoiser cost the DNN and the CNN 2 to 5 points
-    /// of unweighted accuracy, and on the noisy synthetic corpus it made no difference, so it
-    /// is opt-in.
+    /// What fedser trains on: [`FrontEndConfig::robust`].
     fn default() -> Self {
+        Self::robust()
+    }
+}
+
+/// Noise floor of the robust front end, below the recording's peak: above the 16-bit noise
+/// floor of a quietly recorded file (RAVDESS has files peaking at -36 dBFS, whose floor then
+/// sits 55 to 60 dB below their peak), below breaths and speech onsets.
+pub const ROBUST_FLOOR_DB: f64 = -55.0;
+/// Silence kept at each end by the robust front end.
+pub const ROBUST_TRIM_KEEP_SECONDS: f64 = 0.5;
+
+impl FrontEndConfig {
+    /// The front end fedser trains on, built to give the same features whatever device
+    /// recorded the voice: 16 kHz, DC removed, peak-normalised (gain), silence beyond half a
+    /// second at either end cut (padding), and psf-style MFCC (13 × 20 ms / 20 ms) over a
+    /// noise-power floor 55 dB below the peak (gates, digital silence, a device's own hiss).
+    /// It keeps the full band: limiting the filterbank to what an 8 kHz recording holds cost
+    /// 2 to 4 points of clean UA; train with `--augment-chains` for telephone-band devices.
+    pub fn robust() -> Self {
+        Self {
+            trim_silence: true,
+            remove_dc: true,
+            floor_db: ROBUST_FLOOR_DB,
+            trim_keep_seconds: ROBUST_TRIM_KEEP_SECONDS,
+            ..Self::classic()
+        }
+    }
+
+    /// The front end of fedser 0.1: 16 kHz, peak-normalised, psf-style MFCC over the full
+    /// band. It learns how a device renders silence (a gated copy of a recording costs its
+    /// DNN 18 points of UA) and which band it records (see the README's robustness table).
+    /// The paper's pipeline ([`FrontEndConfig::paper`]) also denoises; on RAVDESS and EMO-DB
+    /// the denoiser cost 2 to 5 points of UA, so it is opt-in.
+    pub fn classic() -> Self {
         Self {
             sample_rate: Some(16_000),
             normalise: true,
             denoise: false,
             trim_silence: false,
+            remove_dc: false,
+            floor_db: 0.0,
+            trim_keep_seconds: 0.0,
             mfcc: MfccConfig::psf(),
         }
     }
-}
 
-impl FrontEndConfig {
     /// The seed paper's pipeline: 16 kHz, normalised, denoised, psf-style MFCC.
     pub fn paper() -> Self {
         Self {
             denoise: true,
-            ..Self::default()
+            ..Self::classic()
         }
     }
 
@@ -61,7 +111,54 @@ impl FrontEndConfig {
             normalise: false,
             denoise: false,
             trim_silence: false,
+            remove_dc: false,
+            floor_db: 0.0,
+            trim_keep_seconds: 0.0,
             mfcc,
+        }
+    }
+}
+
+/// A front-end entry as recorded in a model file, run folder or configuration, any version
+/// (see [`FrontEndConfig`]).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedFrontEnd {
+    #[serde(default = "default_rate")]
+    sample_rate: Option<u32>,
+    normalise: Option<bool>,
+    denoise: Option<bool>,
+    trim_silence: Option<bool>,
+    remove_dc: Option<bool>,
+    floor_db: Option<f64>,
+    trim_keep_seconds: Option<f64>,
+    mfcc: Option<MfccConfig>,
+}
+
+fn default_rate() -> Option<u32> {
+    FrontEndConfig::robust().sample_rate
+}
+
+impl From<RecordedFrontEnd> for FrontEndConfig {
+    fn from(r: RecordedFrontEnd) -> Self {
+        let before_robust = r.mfcc.is_some()
+            && r.remove_dc.is_none()
+            && r.floor_db.is_none()
+            && r.trim_keep_seconds.is_none();
+        let base = if before_robust {
+            Self::classic()
+        } else {
+            Self::robust()
+        };
+        Self {
+            sample_rate: r.sample_rate,
+            normalise: r.normalise.unwrap_or(base.normalise),
+            denoise: r.denoise.unwrap_or(base.denoise),
+            trim_silence: r.trim_silence.unwrap_or(base.trim_silence),
+            remove_dc: r.remove_dc.unwrap_or(base.remove_dc),
+            floor_db: r.floor_db.unwrap_or(base.floor_db),
+            trim_keep_seconds: r.trim_keep_seconds.unwrap_or(base.trim_keep_seconds),
+            mfcc: r.mfcc.unwrap_or(base.mfcc),
         }
     }
 }
@@ -93,6 +190,12 @@ pub struct FrontEnd {
 impl FrontEnd {
     /// Checks the configuration (at the target rate, when one is set) and builds the front end.
     pub fn new(cfg: FrontEndConfig) -> Result<Self, MfccError> {
+        let db = cfg.floor_db;
+        if db != 0.0 && (!db.is_finite() || db > 0.0 || cfg.mfcc.style != crate::MfccStyle::Psf) {
+            return Err(MfccError::Config(format!(
+                "floor_db {db} needs the psf style and a level below the peak (negative dB)"
+            )));
+        }
         let mut extractors = HashMap::new();
         if let Some(rate) = cfg.sample_rate {
             extractors.insert(rate, Mfcc::new(&cfg.mfcc, rate)?);
@@ -114,6 +217,9 @@ impl FrontEnd {
             },
             _ => audio,
         };
+        if self.cfg.remove_dc {
+            clean::remove_dc(&mut audio.samples);
+        }
         if self.cfg.normalise {
             clean::normalise_peak(&mut audio.samples, 1.0);
         }
@@ -122,22 +228,42 @@ impl FrontEnd {
                 clean::denoise(&audio.samples, audio.sample_rate, &DenoiseConfig::default());
         }
         if self.cfg.trim_silence {
-            let keep = clean::trim_silence_range(&audio.samples, audio.sample_rate, TRIM_TOP_DB);
+            let rate = audio.sample_rate;
+            let keep = match self.floor_power(&audio.samples) {
+                // Frames within 6 dB of the floor (raw power up to three times the floor's)
+                // are silence, whether the device recorded a faint hiss or exact zeros.
+                Some(floor) => clean::trim_below(&audio.samples, rate, 3.0 * floor),
+                None => clean::trim_silence_range(&audio.samples, rate, TRIM_TOP_DB),
+            };
+            let margin = (self.cfg.trim_keep_seconds.max(0.0) * rate as f64) as usize;
+            let keep =
+                keep.start.saturating_sub(margin)..(keep.end + margin).min(audio.samples.len());
             audio.samples.truncate(keep.end);
             audio.samples.drain(..keep.start);
         }
         Ok(audio)
     }
 
+    /// The noise-power floor per sample for `samples` (`floor_db` below their peak).
+    fn floor_power(&self, samples: &[f32]) -> Option<f64> {
+        let db = self.cfg.floor_db;
+        if db == 0.0 {
+            return None;
+        }
+        let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs())) as f64;
+        Some(peak * peak * 10f64.powf(db / 10.0))
+    }
+
     /// MFCCs of already prepared audio.
     pub fn mfcc(&mut self, audio: &Audio) -> Result<FeatureMatrix, MfccError> {
+        let floor = self.floor_power(&audio.samples).unwrap_or(0.0);
         let extractor = match self.extractors.entry(audio.sample_rate) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Mfcc::new(&self.cfg.mfcc, audio.sample_rate)?)
             }
         };
-        extractor.compute(&audio.samples)
+        extractor.compute_floored(&audio.samples, floor)
     }
 
     /// Decodes, prepares and extracts one file; errors name the file.

@@ -9,12 +9,14 @@
 //! - [`model_file`]: the metadata a model file carries besides its weights (front end,
 //!   normalisation, training settings) and how it is read back.
 //! - [`participant`]: [`SpeechClient`], local training and evaluation of the model it is sent.
+//! - [`robustness`]: a model scored clean and under recording-chain perturbations.
 //! - [`settings`]: what a server tells its participants on hello.
 //! - [`store`]: a client's data in one file, read only while the client works.
 
 pub mod dataset;
 pub mod model_file;
 pub mod participant;
+pub mod robustness;
 pub mod settings;
 pub mod store;
 

@@ -35,6 +35,11 @@ pub struct ParticipantSettings {
     pub crema_labels: CremaLabels,
     #[serde(default)]
     pub iemocap: IemocapOptions,
+    /// Training-time augmentation on the device: extra copies of its training recordings,
+    /// each through one random recording chain
+    /// ([`crate::robustness::augment_with_chains`]).
+    #[serde(default)]
+    pub augment_chains: usize,
 }
 
 impl ParticipantSettings {

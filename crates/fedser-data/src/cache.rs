@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use fedser_audio::{Audio, FrontEnd, FrontEndConfig, decode_bytes};
+use fedser_audio::{Audio, FrontEnd, FrontEndConfig, Perturbation, decode_bytes};
 use fedser_core::FeatureMatrix;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -110,6 +110,17 @@ pub fn features_of(
     front: &mut FrontEnd,
     cache: Option<&FeatureCache>,
 ) -> Result<FeatureMatrix, String> {
+    features_of_perturbed(source, front, cache, None)
+}
+
+/// [`features_of`] of the recording passed through a perturbation first (with the seed of its
+/// random parts). The perturbation and seed are part of the cache key.
+pub fn features_of_perturbed(
+    source: &AudioSource,
+    front: &mut FrontEnd,
+    cache: Option<&FeatureCache>,
+    perturbation: Option<(&Perturbation, u64)>,
+) -> Result<FeatureMatrix, String> {
     let (identity, file_bytes) = match source {
         AudioSource::File(path) => {
             let bytes =
@@ -126,7 +137,14 @@ pub fn features_of(
             .as_deref()
             .or(file_bytes.as_deref())
             .expect("one of the two is set");
-        cache_key(id, front.config())
+        match perturbation {
+            None => cache_key(id, front.config()),
+            Some((p, seed)) => {
+                let mut id = id.to_vec();
+                id.extend_from_slice(format!("\0perturbed {p} seed {seed}").as_bytes());
+                cache_key(&id, front.config())
+            }
+        }
     });
     if let (Some(cache), Some(key)) = (cache, &key)
         && let Some(m) = cache.get(key)
@@ -143,6 +161,10 @@ pub fn features_of(
         },
         (AudioSource::File(_), None) => unreachable!("file bytes were read above"),
     };
+    let audio = match perturbation {
+        Some((p, seed)) => p.apply(&audio, seed).map_err(|e| e.to_string())?,
+        None => audio,
+    };
     let audio = front.prepare(audio).map_err(|e| e.to_string())?;
     let m = front.mfcc(&audio).map_err(|e| format!("MFCC: {e}"))?;
     if let (Some(cache), Some(key)) = (cache, &key)
@@ -151,6 +173,36 @@ pub fn features_of(
         tracing::warn!("feature cache {}: cannot store: {e}", cache.dir().display());
     }
     Ok(m)
+}
+
+/// Features of the utterances `indices` of `corpus` passed through `perturbation`, in
+/// parallel, through the cache; in the order of `indices`. Each utterance's noise is seeded
+/// by its id and the perturbation, so a rerun perturbs identically.
+pub fn extract_perturbed(
+    corpus: &Corpus,
+    indices: &[usize],
+    cfg: &FrontEndConfig,
+    cache: Option<&FeatureCache>,
+    perturbation: &Perturbation,
+) -> Result<Vec<Result<FeatureMatrix, FeatureError>>, fedser_audio::MfccError> {
+    FrontEnd::new(cfg.clone())?;
+    Ok(indices
+        .par_iter()
+        .map_init(
+            || FrontEnd::new(cfg.clone()).expect("validated above"),
+            |front, &i| {
+                let u = &corpus.utterances[i];
+                let seed =
+                    crate::partition::derive_seed(0x7065_7274, &format!("{perturbation}/{}", u.id));
+                features_of_perturbed(&u.source, front, cache, Some((perturbation, seed))).map_err(
+                    |reason| FeatureError {
+                        id: u.id.clone(),
+                        reason: format!("{perturbation}: {reason}"),
+                    },
+                )
+            },
+        )
+        .collect())
 }
 
 /// Features of every utterance of `corpus`, in parallel on all cores (each worker has its own

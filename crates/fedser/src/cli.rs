@@ -371,7 +371,14 @@ pub struct RunFlags {
     /// Run the paper's spectral denoiser before the MFCCs (off by default; see the README).
     #[arg(long)]
     pub denoise: bool,
-    /// Cut leading and trailing silence before the MFCCs.
+    /// The training front end: robust (default) or classic (see `fedser train --help`).
+    #[arg(long)]
+    pub front_end: Option<FrontEndChoice>,
+    /// Training-time augmentation on each device: this many extra copies of its speakers'
+    /// training recordings, each through one random recording chain (default 0).
+    #[arg(long)]
+    pub augment_chains: Option<usize>,
+    /// Cut leading and trailing silence before the MFCCs (the robust front end always does).
     #[arg(long)]
     pub trim: bool,
     /// Rounds of federated training (default 30).
@@ -549,10 +556,20 @@ pub struct TrainCmd {
     /// Feature normalisation: speaker, global or none.
     #[arg(long, default_value_t = Norm::Speaker)]
     pub norm: Norm,
-    /// Cut leading and trailing silence before the MFCCs (recorded in the model file, so
-    /// evaluate and predict do the same).
+    /// The training front end: robust (invariant to gates, gain, DC, rates from 8 kHz,
+    /// codecs and padded silence; see the README) or classic (fedser 0.1's full-band MFCC of
+    /// the normalised signal). Recorded in the model file, so evaluate and predict do the same.
+    #[arg(long, default_value = "robust")]
+    pub front_end: FrontEndChoice,
+    /// Cut leading and trailing silence before the MFCCs (the robust front end always does).
     #[arg(long)]
     pub trim: bool,
+    /// Training-time augmentation with recording chains: this many extra copies of every
+    /// training speaker's recordings, each copy through one random chain (gate, gain, DC,
+    /// device rate, MP3 or Vorbis, padding, or noise). 0 (the default) trains on the clean
+    /// recordings only.
+    #[arg(long, default_value_t = 0)]
+    pub augment_chains: usize,
     /// Run the paper's spectral denoiser before the MFCCs. Off by default: on the clean
     /// studio speech of RAVDESS and EMO-DB it lowered UA (see the README).
     #[arg(long)]
@@ -585,9 +602,21 @@ pub struct EvaluateCmd {
     /// Feature cache folder.
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// One JSON object: accuracy, ua, macro_f1, weighted_f1, per_class, confusion.
+    /// One JSON object: accuracy, ua, macro_f1, weighted_f1, per_class, confusion. With
+    /// --perturb: {"clean": {...}, "perturbed": [{"perturbation", "ua", "accuracy",
+    /// "macro_f1", "ua_drop"}, ...]}.
     #[arg(long)]
     pub json: bool,
+    /// Also score the model on the recordings passed through each of these perturbations
+    /// (comma-separated): gate[:DB], gain:DB, dc:OFFSET, rate:HZ, mp3:KBPS, vorbis:KBPS,
+    /// pad:SECONDS, noise:white:SNR, noise:babble:SNR; `standard` for the README's set.
+    /// Prints UA per perturbation and its drop from clean.
+    #[arg(long)]
+    pub perturb: Option<String>,
+    /// With --perturb: write the table as robustness.json and the figure as robustness.png
+    /// and robustness.svg into this folder.
+    #[arg(long, requires = "perturb")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -852,6 +881,23 @@ pub struct FrontEndArgs {
     pub trim: bool,
 }
 
+/// A named training front end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FrontEndChoice {
+    Robust,
+    Classic,
+}
+
+impl FrontEndChoice {
+    /// Its configuration.
+    pub fn config(self) -> FrontEndConfig {
+        match self {
+            Self::Robust => FrontEndConfig::robust(),
+            Self::Classic => FrontEndConfig::classic(),
+        }
+    }
+}
+
 impl FrontEndArgs {
     /// The front-end configuration these flags describe.
     pub fn config(&self) -> FrontEndConfig {
@@ -864,6 +910,9 @@ impl FrontEndArgs {
             normalise: self.normalise,
             denoise: self.denoise,
             trim_silence: self.trim,
+            remove_dc: false,
+            floor_db: 0.0,
+            trim_keep_seconds: 0.0,
             mfcc: MfccConfig {
                 winlen: self.winlen,
                 winstep: self.winstep,

@@ -185,3 +185,87 @@ pub fn waveform(path: &Path, title: &str, samples: &[f32], sample_rate: u32) -> 
         sample_rate
     ))
 }
+
+/// The robustness table as a figure: UA on the clean recordings and under each perturbation,
+/// one horizontal bar each, with the clean UA as a reference line.
+pub fn robustness(path: &Path, table: &fedser_client::robustness::Robustness) -> Result<()> {
+    fn draw<DB: DrawingBackend>(
+        root: &DrawingArea<DB, Shift>,
+        rows: &[(String, f64)],
+    ) -> Result<()> {
+        root.fill(&WHITE).map_err(err)?;
+        let n = rows.len();
+        let mut chart = ChartBuilder::on(root)
+            .caption("UA by recording chain", (FONT, 24))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(150)
+            .build_cartesian_2d(0f64..1f64, (0usize..n - 1).into_segmented())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_label_formatter(&|y| match y {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    rows.get(n - 1 - *i).map_or(String::new(), |r| r.0.clone())
+                }
+                SegmentValue::Last => String::new(),
+            })
+            .x_desc("unweighted accuracy (UA)")
+            .label_style((FONT, 15))
+            .draw()
+            .map_err(err)?;
+        let clean = rows[0].1;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(k, (_, ua))| {
+                let i = n - 1 - k;
+                let colour = if k == 0 {
+                    RGBColor(120, 120, 120)
+                } else if clean - ua > 0.02 {
+                    RGBColor(210, 80, 50)
+                } else {
+                    RGBColor(50, 110, 200)
+                };
+                let mut bar = Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(i)),
+                        (*ua, SegmentValue::Exact(i + 1)),
+                    ],
+                    colour.filled(),
+                );
+                bar.set_margin(4, 4, 0, 0);
+                bar
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(k, (_, ua))| {
+                Text::new(
+                    format!("{ua:.3}"),
+                    (ua + 0.01, SegmentValue::CenterOf(n - 1 - k)),
+                    (FONT, 14).into_font().color(&BLACK).pos(
+                        plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Left,
+                            plotters::style::text_anchor::VPos::Center,
+                        ),
+                    ),
+                )
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(clean, SegmentValue::Exact(0)), (clean, SegmentValue::Last)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(err)?;
+        Ok(())
+    }
+    let mut rows = vec![("clean".to_string(), table.clean.ua)];
+    rows.extend(
+        table
+            .perturbed
+            .iter()
+            .map(|p| (p.perturbation.clone(), p.ua)),
+    );
+    let height = (120 + 34 * rows.len()) as u32;
+    render!(path, (900, height), |root| draw(root, &rows))
+}

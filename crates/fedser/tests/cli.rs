@@ -344,8 +344,12 @@ fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
     let mut front_ends = Vec::new();
     let mut probabilities = Vec::new();
     for (name, flags) in [
-        ("plain", &[][..]),
-        ("cleaned", &["--denoise", "--trim"][..]),
+        ("classic", &["--front-end", "classic"][..]),
+        (
+            "cleaned",
+            &["--front-end", "classic", "--denoise", "--trim"][..],
+        ),
+        ("robust", &[][..]),
     ] {
         let out = dir.path().join(name);
         let trained = fedser()
@@ -386,14 +390,95 @@ fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
         probabilities.push(line["probabilities"].clone());
         front_ends.push(front);
     }
-    // The default trains without the denoiser and without trimming; the flags turn them on.
+    // The classic front end neither denoises nor trims; the flags turn them on.
     assert_eq!(front_ends[0]["denoise"], false);
     assert_eq!(front_ends[0]["trim_silence"], false);
+    assert_eq!(front_ends[0]["floor_db"], 0.0);
     assert_eq!(front_ends[1]["denoise"], true);
     assert_eq!(front_ends[1]["trim_silence"], true);
     assert_eq!(front_ends[0]["mfcc"], front_ends[1]["mfcc"]);
+    // The default is the robust front end, and the model file says so.
+    assert_eq!(front_ends[2]["denoise"], false);
+    assert_eq!(front_ends[2]["trim_silence"], true);
+    assert_eq!(front_ends[2]["remove_dc"], true);
+    assert!(front_ends[2]["floor_db"].as_f64().unwrap() < 0.0);
+    assert!(front_ends[2]["trim_keep_seconds"].as_f64().unwrap() > 0.0);
     // Same seed and data, so only the features the flags changed can make the models differ.
     assert_ne!(probabilities[0], probabilities[1]);
+    assert_ne!(probabilities[0], probabilities[2]);
+}
+
+#[test]
+fn evaluate_perturb_prints_the_robustness_table_and_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model");
+    let synth_args = ["--synthetic-speakers", "6", "--synthetic-per-emotion", "3"];
+    fedser()
+        .args(["train", "--arch", "dnn", "--epochs", "6", "--quiet"])
+        .args(["--test-speakers", "synth_004,synth_005"])
+        .args(synth_args)
+        .args(["--out", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let evaluate = |extra: &[&str]| {
+        fedser()
+            .args(["evaluate", "--quiet", "--model", out.to_str().unwrap()])
+            .args(synth_args)
+            .args(extra)
+            .assert()
+    };
+    let plain = stdout_json(&evaluate(&["--json"]).success());
+    let list = [
+        "gate",
+        "gain:-20",
+        "rate:8000",
+        "mp3:64",
+        "vorbis:64",
+        "noise:white:20",
+    ];
+    let report = dir.path().join("robustness");
+    let table = stdout_json(
+        &evaluate(&[
+            "--json",
+            "--perturb",
+            &list.join(","),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .success(),
+    );
+    // Clean figures are those of a plain evaluation of the same speakers.
+    assert_eq!(table["clean"], plain);
+    let rows = table["perturbed"].as_array().unwrap();
+    assert_eq!(rows.len(), list.len());
+    let clean_ua = plain["ua"].as_f64().unwrap();
+    for (row, name) in rows.iter().zip(list) {
+        assert_eq!(row["perturbation"], name);
+        let ua = row["ua"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ua), "{name}: {ua}");
+        assert!(row["accuracy"].as_f64().is_some() && row["macro_f1"].as_f64().is_some());
+        assert!((row["ua_drop"].as_f64().unwrap() - (clean_ua - ua)).abs() < 1e-12);
+    }
+    // White noise at 20 dB changes the features, so some figure moves; the table is read
+    // from real perturbed audio, not copied from the clean row.
+    assert_ne!(rows[5]["accuracy"], plain["accuracy"]);
+    for name in ["robustness.json", "robustness.png", "robustness.svg"] {
+        let f = report.join(name);
+        assert!(std::fs::metadata(&f).unwrap().len() > 200, "{name}");
+    }
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("robustness.json")).unwrap()).unwrap();
+    assert_eq!(saved, table);
+    // The text table names every row.
+    let text = evaluate(&["--perturb", "gate,pad:2"]).success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).to_string();
+    for name in ["clean", "gate", "pad:2"] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
+    }
+    // A misspelt perturbation is refused by name, before any work.
+    let failed = evaluate(&["--perturb", "gate,reverb:3"]).failure();
+    let err = String::from_utf8_lossy(&failed.get_output().stderr).to_string();
+    assert!(err.contains("reverb:3"), "{err}");
 }
 
 #[test]

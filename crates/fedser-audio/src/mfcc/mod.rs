@@ -176,6 +176,8 @@ pub struct Mfcc {
     preemph: f64,
     append_energy: bool,
     top_db: Option<f64>,
+    /// Variance of the white noise whose expected power the current call adds (0: none).
+    floor_power: f64,
     fft: Arc<dyn RealToComplex<f64>>,
     scratch: Scratch,
 }
@@ -297,6 +299,7 @@ impl Mfcc {
             preemph: cfg.preemph,
             append_energy: cfg.append_energy,
             top_db,
+            floor_power: 0.0,
             fft,
             scratch,
         })
@@ -325,6 +328,26 @@ impl Mfcc {
     /// A signal shorter than one window yields one zero-padded frame (psf) or the frames of
     /// its centred padding (librosa), exactly as the libraries do.
     pub fn compute(&mut self, samples: &[f32]) -> Result<FeatureMatrix, MfccError> {
+        self.compute_floored(samples, 0.0)
+    }
+
+    /// [`Mfcc::compute`] with the expected power spectrum of white noise of variance
+    /// `noise_power` (after pre-emphasis and windowing, as the signal) added to every frame's
+    /// power spectrum: a deterministic floor under silence. psf style only; 0 is
+    /// [`Mfcc::compute`] exactly.
+    pub fn compute_floored(
+        &mut self,
+        samples: &[f32],
+        noise_power: f64,
+    ) -> Result<FeatureMatrix, MfccError> {
+        if noise_power != 0.0
+            && (self.style != MfccStyle::Psf || noise_power.is_nan() || noise_power < 0.0)
+        {
+            return Err(MfccError::Config(format!(
+                "a noise floor of {noise_power} needs the psf style and a positive power"
+            )));
+        }
+        self.floor_power = noise_power;
         if samples.is_empty() {
             return Err(MfccError::EmptySignal);
         }

@@ -38,6 +38,20 @@ pub(super) fn compute(m: &mut Mfcc, samples: &[f32]) -> Vec<f32> {
     let mut out = Vec::with_capacity(frames * m.numcep);
     let mut log_mel = vec![0.0; nfilt];
     let scale = 1.0 / g.nfft as f64;
+    // Expected |rfft|² / nfft of pre-emphasised, windowed white noise of variance σ²:
+    // σ² Σ w² |1 - a e^{-iω}|² / nfft per bin.
+    let floor: Vec<f64> = if m.floor_power > 0.0 {
+        let energy: f64 = m.window[..used].iter().map(|w| w * w).sum();
+        (0..g.nfft / 2 + 1)
+            .map(|k| {
+                let omega = std::f64::consts::TAU * k as f64 / g.nfft as f64;
+                let emphasis = 1.0 + m.preemph * m.preemph - 2.0 * m.preemph * omega.cos();
+                m.floor_power * energy * emphasis * scale
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     for f in 0..frames {
         let start = f * g.step;
         let frame = &mut m.scratch.frame;
@@ -49,6 +63,9 @@ pub(super) fn compute(m: &mut Mfcc, samples: &[f32]) -> Vec<f32> {
         m.power_spectrum();
         let s = &mut m.scratch;
         s.power.iter_mut().for_each(|p| *p *= scale);
+        for (p, f) in s.power.iter_mut().zip(&floor) {
+            *p += f;
+        }
         let energy = super::sum(&s.power);
         m.bank.apply(&s.power, &mut s.mel);
         for (l, &e) in log_mel.iter_mut().zip(&s.mel) {

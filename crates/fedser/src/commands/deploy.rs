@@ -221,6 +221,7 @@ fn participant_settings(cfg: &RunConfig) -> Result<ParticipantSettings> {
             merge_excited: !cfg.corpus.iemocap_keep_excited_apart,
             improvised_only: cfg.corpus.iemocap_improvised_only,
         },
+        augment_chains: cfg.local.augment_chains,
     })
 }
 
@@ -513,7 +514,8 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
     let bar = progress::bar(corpus.len() as u64, "features", quiet);
     let featured = cdata::featurise(corpus, &settings.front_end, cache.as_ref(), &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let data = local_data(&featured, &settings, conn.client_id);
+    let mut featured = featured;
+    let data = local_data(&mut featured, &settings, cache.as_ref(), conn.client_id)?;
     eprintln!(
         "client {}: {} training and {} validation recordings of {} speakers; waiting for tasks",
         conn.client_id,
@@ -629,9 +631,28 @@ pub fn load(cmd: LoadCmd) -> Result<ExitCode> {
 }
 
 /// The device's recordings split as a simulated client of the same run splits them.
-fn local_data(f: &cdata::Featured, s: &ParticipantSettings, id: u64) -> LocalData {
+/// With `augment_chains`, the device also adds copies of its training recordings through
+/// random recording chains, as a simulated client does.
+fn local_data(
+    f: &mut cdata::Featured,
+    s: &ParticipantSettings,
+    cache: Option<&FeatureCache>,
+    id: u64,
+) -> Result<LocalData> {
     let all: Vec<usize> = (0..f.features.len()).collect();
-    let (fit, val) = train_val_split(&f.corpus.utterances, &all, s.val_fraction, s.seed ^ id);
+    let (mut fit, val) = train_val_split(&f.corpus.utterances, &all, s.val_fraction, s.seed ^ id);
+    if s.augment_chains > 0 {
+        let added = fedser_client::robustness::augment_with_chains(
+            f,
+            &fit,
+            &s.front_end,
+            cache,
+            s.augment_chains,
+            s.seed ^ id,
+        )?;
+        fit.extend(added);
+    }
+    let f = &*f;
     let held = |indices: &[usize]| -> Vec<Held> {
         indices
             .iter()
@@ -641,8 +662,8 @@ fn local_data(f: &cdata::Featured, s: &ParticipantSettings, id: u64) -> LocalDat
             })
             .collect()
     };
-    LocalData {
+    Ok(LocalData {
         train: held(&fit),
         val: held(&val),
-    }
+    })
 }

@@ -4,13 +4,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use fedser_audio::FrontEndConfig;
+use anyhow::{Context, Result, bail};
+use fedser_audio::{FrontEndConfig, Perturbation};
 use fedser_core::{Emotion, Metrics};
+use fedser_data::cache::FeatureCache;
 use fedser_model::{EmotionModel, evaluate};
 
 use super::dataset::{self, NormRecord, examples};
 use crate::cli::EvaluateCmd;
+use crate::{plots, progress};
 
 /// A model and the feature settings recorded with it.
 pub fn load_model(path: &Path) -> Result<(EmotionModel, FrontEndConfig, NormRecord)> {
@@ -27,6 +29,9 @@ pub fn run(cmd: EvaluateCmd, quiet: bool) -> Result<ExitCode> {
     if !speakers.is_empty() {
         indices.retain(|&i| speakers.contains(&data.corpus.utterances[i].speaker));
     }
+    if let Some(list) = &cmd.perturb {
+        return robustness(&cmd, list, &model, &meta, &data, &indices, quiet);
+    }
     let groups = dataset::by_speaker(&data.corpus, &indices);
     dataset::apply_record(&mut data.features, &norm, &groups);
     let metrics = evaluate(&model, &examples(&data, &indices), 64).metrics();
@@ -34,6 +39,73 @@ pub fn run(cmd: EvaluateCmd, quiet: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&metrics)?);
     } else {
         print_metrics(&metrics);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--perturb`: the robustness table (and figure with `--report`).
+fn robustness(
+    cmd: &EvaluateCmd,
+    list: &str,
+    model: &EmotionModel,
+    meta: &fedser_client::ModelMeta,
+    data: &dataset::Featured,
+    indices: &[usize],
+    quiet: bool,
+) -> Result<ExitCode> {
+    let perturbations = if list.trim() == "standard" {
+        Perturbation::standard_set()
+    } else {
+        Perturbation::parse_list(list)?
+    };
+    let cache = cmd
+        .cache
+        .as_deref()
+        .map(FeatureCache::open)
+        .transpose()
+        .context("cannot open the feature cache")?;
+    let bar = progress::bar(perturbations.len() as u64, "perturbations", quiet);
+    let table = fedser_client::robustness::score(
+        model,
+        data,
+        indices,
+        meta,
+        cache.as_ref(),
+        &perturbations,
+        &|_| bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    if let Some(dir) = &cmd.report {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        fedser_fl::run_dir::write_atomic(
+            &dir.join("robustness.json"),
+            serde_json::to_string_pretty(&table)?.as_bytes(),
+        )?;
+        for ext in ["png", "svg"] {
+            plots::robustness(&dir.join(format!("robustness.{ext}")), &table)?;
+        }
+    }
+    if cmd.json {
+        println!("{}", serde_json::to_string(&table)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<18}{:>8}{:>9}{:>10}{:>10}",
+        "recording", "UA", "change", "accuracy", "macro-F1"
+    );
+    let c = &table.clean;
+    println!(
+        "{:<18}{:>8.3}{:>9}{:>10.3}{:>10.3}",
+        "clean", c.ua, "", c.accuracy, c.macro_f1
+    );
+    for p in &table.perturbed {
+        println!(
+            "{:<18}{:>8.3}{:>+9.3}{:>10.3}{:>10.3}",
+            p.perturbation, p.ua, -p.ua_drop, p.accuracy, p.macro_f1
+        );
+    }
+    if let Some(dir) = &cmd.report {
+        println!("figure: {}", dir.join("robustness.png").display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,10 +16,11 @@ use crate::cli::TrainCmd;
 use crate::progress;
 
 pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
+    let base = cmd.front_end.config();
     let front = FrontEndConfig {
-        trim_silence: cmd.trim,
+        trim_silence: base.trim_silence || cmd.trim,
         denoise: cmd.denoise,
-        ..FrontEndConfig::default()
+        ..base
     };
     let mut spec = ModelSpec::new(cmd.arch);
     if let Some(h) = cmd.hidden {
@@ -54,12 +55,31 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
              --test-speakers"
         );
     }
-    let (fit_idx, val_idx) = train_val_split(
+    let (mut fit_idx, val_idx) = train_val_split(
         &data.corpus.utterances,
         &train_idx,
         cmd.val_fraction,
         cmd.corpus.seed,
     );
+    let mut train_idx = train_idx;
+    if cmd.augment_chains > 0 {
+        let cache = cmd
+            .cache
+            .as_deref()
+            .map(fedser_data::cache::FeatureCache::open)
+            .transpose()
+            .context("cannot open the feature cache")?;
+        let added = fedser_client::robustness::augment_with_chains(
+            &mut data,
+            &fit_idx,
+            &front,
+            cache.as_ref(),
+            cmd.augment_chains,
+            cmd.corpus.seed,
+        )?;
+        fit_idx.extend(&added);
+        train_idx.extend(&added);
+    }
     let norm = dataset::normalise(&mut data, cmd.norm, &train_idx);
     let test_speakers = dataset::speakers(&data.corpus, &test_idx);
     eprintln!(
@@ -72,6 +92,8 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
         test_speakers.join(",")
     );
 
+    // The model reads as many coefficients as the front end makes.
+    spec.n_features = data.features[0].coeffs();
     let model = EmotionModel::new(spec, cmd.corpus.seed, &train_device())?;
     let started = std::time::Instant::now();
     let bar = progress::bar(cfg.epochs as u64, "epochs", quiet);

@@ -142,6 +142,9 @@ pub struct LocalConfig {
     pub weight_decay: f64,
     pub optimizer: Optimizer,
     pub class_weights: bool,
+    /// Training-time augmentation on each device: extra copies of its speakers' training
+    /// recordings, each copy through one random recording chain (0: none).
+    pub augment_chains: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +240,7 @@ impl Default for LocalConfig {
             weight_decay: 1e-4,
             optimizer: Optimizer::AdamW,
             class_weights: true,
+            augment_chains: 0,
         }
     }
 }
@@ -314,9 +318,13 @@ impl RunConfig {
         if f.unidirectional {
             self.model.bidirectional = false;
         }
+        if let Some(choice) = f.front_end {
+            self.features = crate::cli::FrontEndChoice::config(choice);
+        }
         self.features.denoise |= f.denoise;
         self.features.trim_silence |= f.trim;
         set!(self.local.epochs, f.local_epochs);
+        set!(self.local.augment_chains, f.augment_chains);
         set!(self.local.batch_size, f.batch_size);
         set!(self.local.learning_rate, f.lr);
         set!(self.local.weight_decay, f.weight_decay);
@@ -592,6 +600,8 @@ impl RunConfig {
 
     pub fn model_spec(&self) -> Result<ModelSpec> {
         let mut spec = ModelSpec::new(self.model.arch);
+        // The model reads as many coefficients as the front end makes.
+        spec.n_features = self.features.mfcc.numcep;
         if self.model.hidden > 0 {
             spec.hidden = self.model.hidden;
         }
@@ -658,7 +668,7 @@ mod tests {
             denoise: true,
             ..RunFlags::default()
         });
-        assert!(flagged.features.denoise && !flagged.features.trim_silence);
+        assert!(flagged.features.denoise && flagged.features.trim_silence);
         assert_eq!(flagged.features.mfcc, FrontEndConfig::default().mfcc);
         // One front-end field switched on; the others keep the training defaults.
         let denoised: RunConfig = toml::from_str("[features]\ndenoise = true\n").unwrap();

@@ -12,6 +12,7 @@ use fedser_client::dataset::record_for;
 use fedser_client::{Held, LocalData, store};
 use fedser_core::Emotion;
 use fedser_data::AudioSource;
+use fedser_data::cache::FeatureCache;
 use fedser_data::partition::{TestSpeakers, partition, speaker_split, train_val_split};
 use fedser_model::Example;
 
@@ -53,7 +54,12 @@ pub fn load(cfg: &RunConfig, cache: Option<&Path>, quiet: bool) -> Result<datase
 
 /// Splits off the test speakers, partitions the rest into clients and writes each client's
 /// file into the run directory.
-pub fn prepare(cfg: &RunConfig, mut data: dataset::Featured, run_dir: &Path) -> Result<Prepared> {
+pub fn prepare(
+    cfg: &RunConfig,
+    mut data: dataset::Featured,
+    run_dir: &Path,
+    cache: Option<&FeatureCache>,
+) -> Result<Prepared> {
     let utts = &data.corpus.utterances;
     let test = if cfg.split.test_speakers.is_empty() {
         TestSpeakers::Fraction(cfg.split.test_fraction)
@@ -79,12 +85,24 @@ pub fn prepare(cfg: &RunConfig, mut data: dataset::Featured, run_dir: &Path) -> 
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut infos = Vec::with_capacity(clients.len());
     for (id, client) in clients.iter().enumerate() {
-        let (fit, val) = train_val_split(
+        let (mut fit, val) = train_val_split(
             &data.corpus.utterances,
             &client.indices,
             cfg.split.val_fraction,
             cfg.seed ^ id as u64,
         );
+        if cfg.local.augment_chains > 0 {
+            // On the device: copies of its own training recordings through other chains.
+            let added = fedser_client::robustness::augment_with_chains(
+                &mut data,
+                &fit,
+                &cfg.features,
+                cache,
+                cfg.local.augment_chains,
+                cfg.seed ^ id as u64,
+            )?;
+            fit.extend(added);
+        }
         let held = |indices: &[usize]| -> Vec<Held> {
             indices
                 .iter()
