@@ -205,6 +205,8 @@ pub fn robustness(path: &Path, table: &fedser_client::robustness::Robustness) ->
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .y_labels(n)
+            .x_labels(11)
             .y_label_formatter(&|y| match y {
                 SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
                     rows.get(n - 1 - *i).map_or(String::new(), |r| r.0.clone())
