@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use fedser_audio::FrontEndConfig;
 use fedser_core::Emotion;
-use fedser_data::cache::{FeatureCache, extract_corpus};
+use fedser_data::cache::extract_corpus;
 use fedser_data::synthetic;
 use fedser_data::{AudioSource, Corpus, loaders};
 
@@ -136,10 +136,7 @@ fn print_table(c: &Corpus) {
 }
 
 fn extract(corpus: &Corpus, cache: Option<&Path>, quiet: bool, json: bool) -> Result<ExitCode> {
-    let cache = cache
-        .map(FeatureCache::open)
-        .transpose()
-        .context("cannot open the feature cache")?;
+    let cache = super::dataset::open_cache(cache)?;
     let cfg = FrontEndConfig::default();
     let bar = progress::bar(corpus.len() as u64, "features", quiet);
     let started = Instant::now();

@@ -15,6 +15,13 @@ pub use fedser_client::dataset::{
 use crate::cli::CorpusArgs;
 use crate::progress;
 
+/// The feature cache folder, opened (created when missing); `None` without one.
+pub fn open_cache(dir: Option<&Path>) -> Result<Option<FeatureCache>> {
+    dir.map(FeatureCache::open)
+        .transpose()
+        .context("cannot open the feature cache")
+}
+
 /// Loads the corpus and extracts (or reads cached) features with `front`.
 pub fn load(
     args: &CorpusArgs,
@@ -35,10 +42,7 @@ pub fn load_speakers(
 ) -> Result<Featured> {
     let mut corpus = loaders::load(args.corpus, args.data.as_deref(), &args.load_options())?;
     fedser_client::dataset::keep_speakers(&mut corpus, speakers)?;
-    let cache = cache
-        .map(FeatureCache::open)
-        .transpose()
-        .context("cannot open the feature cache")?;
+    let cache = open_cache(cache)?;
     let bar = progress::bar(corpus.len() as u64, "features", quiet);
     let featured =
         fedser_client::dataset::featurise(corpus, front, cache.as_ref(), &|| bar.inc(1))?;

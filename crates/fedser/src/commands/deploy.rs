@@ -504,17 +504,12 @@ pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
         )?;
         cdata::keep_speakers(&mut corpus, &cmd.speakers)?;
     }
-    let cache = cmd
-        .cache
-        .clone()
-        .or_else(simulate::data::default_cache)
-        .map(FeatureCache::open)
-        .transpose()
-        .context("cannot open the feature cache")?;
+    let cache = cmd.cache.clone().or_else(simulate::data::default_cache);
+    let cache = super::dataset::open_cache(cache.as_deref())?;
     let bar = progress::bar(corpus.len() as u64, "features", quiet);
-    let featured = cdata::featurise(corpus, &settings.front_end, cache.as_ref(), &|| bar.inc(1))?;
+    let mut featured =
+        cdata::featurise(corpus, &settings.front_end, cache.as_ref(), &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let mut featured = featured;
     let data = local_data(&mut featured, &settings, cache.as_ref(), conn.client_id)?;
     eprintln!(
         "client {}: {} training and {} validation recordings of {} speakers; waiting for tasks",

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use fedser_audio::{FrontEndConfig, Perturbation};
 use fedser_core::{Emotion, Metrics};
-use fedser_data::cache::FeatureCache;
 use fedser_model::{EmotionModel, evaluate};
 
 use super::dataset::{self, NormRecord, examples};
@@ -58,12 +57,7 @@ fn robustness(
     } else {
         Perturbation::parse_list(list)?
     };
-    let cache = cmd
-        .cache
-        .as_deref()
-        .map(FeatureCache::open)
-        .transpose()
-        .context("cannot open the feature cache")?;
+    let cache = dataset::open_cache(cmd.cache.as_deref())?;
     let bar = progress::bar(perturbations.len() as u64, "perturbations", quiet);
     let table = fedser_client::robustness::score(
         model,

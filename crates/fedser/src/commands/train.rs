@@ -63,12 +63,7 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
     );
     let mut train_idx = train_idx;
     if cmd.augment_chains > 0 {
-        let cache = cmd
-            .cache
-            .as_deref()
-            .map(fedser_data::cache::FeatureCache::open)
-            .transpose()
-            .context("cannot open the feature cache")?;
+        let cache = dataset::open_cache(cmd.cache.as_deref())?;
         let added = fedser_client::robustness::augment_with_chains(
             &mut data,
             &fit_idx,

@@ -248,12 +248,7 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
     check_fingerprint(&run, &fingerprint(&cfg, &featured.corpus)?, start)?;
     // On a resume this writes back the allowed changes (e.g. more rounds).
     run.write_file("config.toml", cfg.to_toml()?.as_bytes())?;
-    let cache = opts
-        .cache
-        .as_deref()
-        .map(fedser_data::cache::FeatureCache::open)
-        .transpose()
-        .context("cannot open the feature cache")?;
+    let cache = crate::commands::dataset::open_cache(opts.cache.as_deref())?;
     let prepared = data::prepare(&cfg, featured, &dir, cache.as_ref())?;
     cfg.check_against_clients(prepared.clients.len())?;
     let spec = cfg.model_spec()?;
