@@ -6,6 +6,7 @@
 //!   (length-aware, optionally bidirectional) and the LSTM-Transformer hybrid.
 //! - [`batch`]: feature matrices to padded tensors with masks and lengths.
 //! - [`model`]: one type over the four architectures; parameters in and out as `ParamSet`.
+//! - [`kernels`]: fused CPU kernels (the LSTM recurrence) with their own backward pass.
 //! - [`train`]: mini-batch training with early stopping, class weights, NaN detection.
 //!
 //! Each model computes on the thread that calls it (flex without rayon): parallelism comes
@@ -13,6 +14,7 @@
 
 pub mod arch;
 pub mod batch;
+pub mod kernels;
 pub mod model;
 mod params;
 pub mod train;
