@@ -3,7 +3,7 @@
 //!
 //! Forward: the input projection of every step is one matrix product (`[t·b, c] × [c, 4n]`,
 //! bias added); each step then adds `h Wh` (one `[b, n] × [n, 4n]` product into the same
-//! rows) and runs the gate nonlinearities and the cell update in one vectorised pass over the
+//! rows, against `Wh` packed once for all steps: [`super::packed`]) and runs the gate nonlinearities and the cell update in one vectorised pass over the
 //! row. The activated gates, the cells and `tanh(c)` are kept for the backward pass.
 //!
 //! Backward: one pass per step, latest first, turns the incoming `dh` into the four
@@ -17,6 +17,7 @@
 //! inputs and outputs are batch-major (`[b, t, ·]`) like the model's tensors.
 
 use super::math::{sigmoid, tanh};
+use super::packed::{PackedMatrix, matmul_packed};
 use super::simd::dispatch;
 
 /// Sizes: batch, steps, input channels, hidden units.
@@ -160,14 +161,14 @@ fn step_row(
 ) {
     let n = cell.len();
     let (ifo, g) = pre.split_at_mut(3 * n);
-    let (i, fo) = ifo.split_at_mut(n);
-    let (f, o) = fo.split_at_mut(n);
-    for v in i.iter_mut().chain(f.iter_mut()).chain(o.iter_mut()) {
+    for v in ifo.iter_mut() {
         *v = sigmoid(*v);
     }
     for v in g.iter_mut() {
         *v = tanh(*v);
     }
+    let (i, fo) = ifo.split_at_mut(n);
+    let (f, o) = fo.split_at_mut(n);
     match c_prev {
         Some(c_prev) => {
             for j in 0..n {
@@ -253,13 +254,14 @@ pub fn forward(dims: Dims, x: &[f32], wx: &[f32], bias: &[f32], wh: &[f32]) -> (
     let mut tanh_cell = vec![0f32; t * b * n];
     let mut hidden = vec![0f32; t * b * n];
     let step = b * n;
+    let wh_packed = PackedMatrix::new(wh, n, g4, (g4, 1));
     for s in 0..t {
         let pre = &mut gates[s * b * g4..(s + 1) * b * g4];
         let (done_h, this_h) = hidden.split_at_mut(s * step);
         let (done_c, this_c) = cell.split_at_mut(s * step);
         let c_prev = if s > 0 {
             let h_prev = &done_h[(s - 1) * step..];
-            matmul((b, g4, n), pre, g4, true, h_prev, (n, 1), wh, (g4, 1));
+            matmul_packed(b, h_prev, n, &wh_packed, pre, g4, true);
             Some(&done_c[(s - 1) * step..])
         } else {
             None
@@ -364,6 +366,8 @@ pub fn backward(mut tape: Tape, d_out: &[f32], wx: &[f32], wh: &[f32], want_dx: 
     // dH, time-major; each step's slice becomes the total dh of that step.
     let mut dh = swap_batch_time(d_out, b, t, n);
     let mut dc = vec![0f32; step];
+    // Wh^T, `[4n, n]`, for the recurrent gradient of every step.
+    let wh_t = PackedMatrix::new(wh, g4, n, (1, g4));
     for s in (0..t).rev() {
         let (before, this) = dh.split_at_mut(s * step);
         let gates = &mut tape.gates[s * b * g4..(s + 1) * b * g4];
@@ -377,9 +381,9 @@ pub fn backward(mut tape: Tape, d_out: &[f32], wx: &[f32], wh: &[f32], want_dx: 
             n,
         );
         if s > 0 {
-            // dh_{s-1} += dG_s Wh^T: Wh^T as strides over `wh [n, 4n]`.
+            // dh_{s-1} += dG_s Wh^T.
             let dh_prev = &mut before[(s - 1) * step..];
-            matmul((b, n, g4), dh_prev, n, true, gates, (g4, 1), wh, (1, g4));
+            matmul_packed(b, gates, g4, &wh_t, dh_prev, n, true);
         }
     }
     let d_gates = &tape.gates;

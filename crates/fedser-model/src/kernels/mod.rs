@@ -3,6 +3,7 @@
 //! README's training-speed section).
 //!
 //! - [`lstm`]: the LSTM recurrence over a whole sequence, forward and backward through time.
+//! - [`packed`]: small products against a matrix packed once (the recurrent weights).
 //! - [`math`]: vectorisable `exp`, sigmoid and `tanh` with stated error bounds.
 //!
 //! Each fused operation has a high-level entry point taking and returning `Tensor`s that
@@ -11,6 +12,7 @@
 
 pub mod lstm;
 pub mod math;
+pub mod packed;
 pub(crate) mod simd;
 
 use std::sync::Arc;
