@@ -52,7 +52,21 @@ fn pool2(x: Tensor<3>) -> Tensor<3> {
 /// again for each gradient); one large product per direction is what its matrix kernel does
 /// best. The weights stay in `Conv1d`'s own layout, so parameter names and model files are
 /// unchanged.
+///
+/// On the flex backend the whole convolution, forward and backward, is one fused kernel
+/// ([`crate::kernels::conv`]); elsewhere it is composed of framework operations.
 fn conv_time_major(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
+    let out = conv.weight.dims()[0];
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([out], &x.device()),
+    };
+    crate::kernels::conv1d_time_major(x.clone(), conv.weight.val(), bias)
+        .unwrap_or_else(|| conv_composed(conv, x))
+}
+
+/// [`conv_time_major`] composed of framework operations.
+fn conv_composed(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
     let [b, t, c] = x.dims();
     let weight = conv.weight.val(); // [out, in, k]
     let [out, inputs, k] = weight.dims();
@@ -82,10 +96,36 @@ fn conv_time_major(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
     y.reshape([b, t, out])
 }
 
-/// Batch norm over the channels of time-major `[b, t, c]` input.
+/// Batch norm over the channels of time-major `[b, t, c]` input. While training on flex the
+/// normalisation is one fused kernel ([`crate::kernels::norm`]) and the running statistics
+/// are updated here exactly as `BatchNorm::forward` does; otherwise `BatchNorm::forward`.
 fn batch_norm_time_major(bn: &BatchNorm, x: Tensor<3>) -> Tensor<3> {
     let [b, t, c] = x.dims();
-    bn.forward(x.reshape([b * t, c])).reshape([b, t, c])
+    let rows = x.reshape([b * t, c]);
+    if rows.device().is_autodiff()
+        && bn.training.is_enabled()
+        && let Some((y, mean, variance)) =
+            crate::kernels::batch_norm_rows(rows.clone(), bn.gamma.val(), bn.beta.val(), bn.epsilon)
+    {
+        let device = y.device();
+        let m = bn.momentum;
+        let running_mean = bn.running_mean.value_sync().to_device(&device);
+        let running_var = bn.running_var.value_sync().to_device(&device);
+        bn.running_mean.update(
+            running_mean
+                .mul_scalar(1.0 - m)
+                .add(mean.detach().mul_scalar(m))
+                .detach(),
+        );
+        bn.running_var.update(
+            running_var
+                .mul_scalar(1.0 - m)
+                .add(variance.detach().mul_scalar(m))
+                .detach(),
+        );
+        return y.reshape([b, t, c]);
+    }
+    bn.forward(rows).reshape([b, t, c])
 }
 
 impl Cnn {
@@ -113,11 +153,17 @@ impl Cnn {
             .forward(batch_norm_time_major(bn, conv_time_major(conv, x)))
     }
 
+    /// A block followed by max-pooling by 2 (ReLU and pooling fused on flex).
+    fn pooled_block(&self, conv: &Conv1d, bn: &BatchNorm, x: Tensor<3>) -> Tensor<3> {
+        let y = batch_norm_time_major(bn, conv_time_major(conv, x));
+        crate::kernels::relu_max_pool2(y.clone()).unwrap_or_else(|| pool2(self.relu.forward(y)))
+    }
+
     pub fn forward(&self, input: &Input, p: f64, rng: Option<&mut StdRng>) -> Tensor<2> {
         let x = input.x.clone(); // [b, t, coeffs]: time-major throughout
-        let x = pool2(self.block(&self.conv1, &self.bn1, x));
+        let x = self.pooled_block(&self.conv1, &self.bn1, x);
         let mask = self.pool_mask(input.mask.clone());
-        let x = pool2(self.block(&self.conv2, &self.bn2, x));
+        let x = self.pooled_block(&self.conv2, &self.bn2, x);
         let mask = self.pool_mask(mask);
         let h = self.block(&self.conv3, &self.bn3, x); // [b, t', c]
         let pooled = Tensor::cat(
@@ -148,6 +194,102 @@ mod tests {
             let a = pool2(x.clone().swap_dims(1, 2)).swap_dims(1, 2).into_data();
             let b = pool.forward(x).into_data();
             assert_eq!(a, b, "t = {t}");
+        }
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    /// The fused convolution and ReLU-pooling against their compositions of framework
+    /// operations: same values, same gradients for the input, the weights and the bias.
+    #[test]
+    fn fused_convolution_and_pooling_match_the_composed_ones() {
+        let device = Device::flex().autodiff();
+        let (b, t, c, out) = (3, 11, 4, 6);
+        let layer = conv(c, out, 5, &device);
+        let x: Vec<f32> = (0..b * t * c).map(|i| (i as f32 * 0.61).sin()).collect();
+        let w: Vec<f32> = (0..b * (t / 2) * out)
+            .map(|i| (i as f32 * 0.23).cos())
+            .collect();
+        let run = |fused: bool| {
+            let x = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, t, c]), &device)
+                .require_grad();
+            let y = if fused {
+                let y = conv_time_major(&layer, x.clone());
+                crate::kernels::relu_max_pool2(y).unwrap()
+            } else {
+                pool2(Relu::new().forward(conv_composed(&layer, x.clone())))
+            };
+            let loss = (y.clone()
+                * Tensor::<3>::from_data(TensorData::new(w.clone(), [b, t / 2, out]), &device))
+            .sum();
+            let grads = loss.backward();
+            (
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(layer.weight.val().grad(&grads).unwrap()),
+                values(layer.bias.as_ref().unwrap().val().grad(&grads).unwrap()),
+            )
+        };
+        let (fused, composed) = (run(true), run(false));
+        for (name, a, b) in [
+            ("y", &fused.0, &composed.0),
+            ("dx", &fused.1, &composed.1),
+            ("dW", &fused.2, &composed.2),
+            ("db", &fused.3, &composed.3),
+        ] {
+            assert_eq!(a.len(), b.len(), "{name}");
+            assert!(a.iter().any(|v| *v != 0.0), "{name} is all zero");
+            for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
+                assert!(
+                    (u - v).abs() < 1e-4,
+                    "{name}[{i}]: fused {u} vs composed {v}"
+                );
+            }
+        }
+    }
+
+    /// The fused batch norm against `BatchNorm::forward` in training: same output, same
+    /// gradients for the input, gamma and beta, same running statistics afterwards.
+    #[test]
+    fn fused_batch_norm_matches_burns_batch_norm() {
+        let device = Device::flex().autodiff();
+        let (b, t, c) = (3, 7, 5);
+        let x: Vec<f32> = (0..b * t * c)
+            .map(|i| (i as f32 * 0.43).sin() * 3.0 + 1.0)
+            .collect();
+        let w: Vec<f32> = (0..b * t * c).map(|i| (i as f32 * 0.19).cos()).collect();
+        let run = |fused: bool| {
+            let bn = BatchNormConfig::new(c).init(&device);
+            let x = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, t, c]), &device)
+                .require_grad();
+            let y = if fused {
+                batch_norm_time_major(&bn, x.clone())
+            } else {
+                bn.forward(x.clone().reshape([b * t, c])).reshape([b, t, c])
+            };
+            let loss = (y.clone()
+                * Tensor::<3>::from_data(TensorData::new(w.clone(), [b, t, c]), &device))
+            .sum();
+            let grads = loss.backward();
+            vec![
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(bn.gamma.val().grad(&grads).unwrap()),
+                values(bn.beta.val().grad(&grads).unwrap()),
+                values(bn.running_mean.value_sync()),
+                values(bn.running_var.value_sync()),
+            ]
+        };
+        let (fused, burn) = (run(true), run(false));
+        let names = ["y", "dx", "dgamma", "dbeta", "running mean", "running var"];
+        for ((name, a), b) in names.iter().zip(&fused).zip(&burn) {
+            assert_eq!(a.len(), b.len(), "{name}");
+            assert!(a.iter().any(|v| *v != 0.0), "{name} is all zero");
+            for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
+                assert!((u - v).abs() < 1e-4, "{name}[{i}]: fused {u} vs Burn {v}");
+            }
         }
     }
 

@@ -17,7 +17,7 @@
 //! inputs and outputs are batch-major (`[b, t, ·]`) like the model's tensors.
 
 use super::math::{sigmoid, tanh};
-use super::packed::{PackedMatrix, matmul_packed};
+use super::packed::{PackedMatrix, matmul, matmul_packed};
 use super::simd::dispatch;
 
 /// Sizes: batch, steps, input channels, hidden units.
@@ -69,71 +69,6 @@ pub struct Grads {
     pub bias: Vec<f32>,
     /// `[n, 4n]`.
     pub wh: Vec<f32>,
-}
-
-/// `dst (m×n, row-major with row stride dst_rs) = [dst +] lhs · rhs`, with `lhs` and `rhs`
-/// given by element strides (rows, columns). One thread: parallelism comes from training
-/// several clients at once.
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(
-        last(m, n, dst_rs, 1) < dst.len(),
-        "matmul: destination too short"
-    );
-    if k == 0 {
-        if !accumulate {
-            for row in 0..m {
-                dst[row * dst_rs..row * dst_rs + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    assert!(
-        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
-        "matmul: left operand too short"
-    );
-    assert!(
-        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
-        "matmul: right operand too short"
-    );
-    // SAFETY: every index the product touches lies within the slices (asserted above), and
-    // `dst` does not alias the operands (it is a unique borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// `[b, t, w]` -> `[t, b, w]` (and back: the map with `b` and `t` swapped).

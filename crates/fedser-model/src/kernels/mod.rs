@@ -3,6 +3,9 @@
 //! README's training-speed section).
 //!
 //! - [`lstm`]: the LSTM recurrence over a whole sequence, forward and backward through time.
+//! - [`conv`]: the CNN's "same" 1-D convolution over time-major frames.
+//! - [`pool`]: ReLU and max-pooling by 2 over time in one pass.
+//! - [`norm`]: batch normalisation (training mode) over channels-last rows.
 //! - [`packed`]: small products against a matrix packed once (the recurrent weights).
 //! - [`math`]: vectorisable `exp`, sigmoid and `tanh` with stated error bounds.
 //!
@@ -10,9 +13,12 @@
 //! answers `None` when the tensors are not `f32` on the flex device (a GPU build, say); the
 //! caller then runs the composed framework operations, which compute the same function.
 
+pub mod conv;
 pub mod lstm;
 pub mod math;
+pub mod norm;
 pub mod packed;
+pub mod pool;
 pub(crate) mod simd;
 
 use std::sync::Arc;
@@ -23,7 +29,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Autodiff, AutodiffBackend, DispatchDevice, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -38,6 +44,27 @@ pub trait FusedOps: burn::backend::Backend {
         bias: FloatTensor<Self>,
         wh: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+
+    /// "Same" convolution over time of time-major `x [b, t, in]` with `weight [out, in, k]`
+    /// (`Conv1d`'s layout) and `bias [out]` -> `[b, t, out]`.
+    fn conv1d_time_major(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// `max(0, x_{2s}, x_{2s+1})` over time: `[b, t, c]` -> `[b, t / 2, c]`.
+    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Batch norm with the batch's statistics over rows `x [n, c]`: the output, and the
+    /// batch mean and biased variance per channel (not differentiated: for running
+    /// statistics).
+    fn batch_norm_rows(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// Contiguous `f32` values of a flex tensor (copied only when its layout needs it).
@@ -81,6 +108,62 @@ fn lstm_forward(
     )
 }
 
+fn conv_dims(x: &FlexTensor, weight: &FlexTensor) -> conv::Dims {
+    let xs = x.layout().shape();
+    let ws = weight.layout().shape();
+    conv::Dims {
+        batch: xs[0],
+        steps: xs[1],
+        inputs: xs[2],
+        outputs: ws[0],
+        kernel: ws[2],
+    }
+}
+
+fn conv_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+) -> (FlexTensor, conv::Tape) {
+    let d = conv_dims(x, weight);
+    let (y, tape) = conv::forward(d, &values(x), &values(weight), &values(bias));
+    (flex_tensor(y, &[d.batch, d.steps, d.outputs]), tape)
+}
+
+fn pool_dims(x: &FlexTensor) -> pool::Dims {
+    let xs = x.layout().shape();
+    pool::Dims {
+        batch: xs[0],
+        steps: xs[1],
+        channels: xs[2],
+    }
+}
+
+fn pool_forward(x: &FlexTensor) -> FlexTensor {
+    let d = pool_dims(x);
+    flex_tensor(
+        pool::forward(d, &values(x)),
+        &[d.batch, d.pooled(), d.channels],
+    )
+}
+
+fn norm_forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, FlexTensor, FlexTensor, norm::Tape) {
+    let shape = x.layout().shape();
+    let (n, c) = (shape[0], shape[1]);
+    let f = norm::forward(&values(x), &values(gamma), &values(beta), epsilon);
+    (
+        flex_tensor(f.output, &[n, c]),
+        flex_tensor(f.mean, &[c]),
+        flex_tensor(f.variance, &[c]),
+        f.tape,
+    )
+}
+
 impl FusedOps for Flex {
     fn lstm_sequence(
         x: FloatTensor<Self>,
@@ -89,6 +172,109 @@ impl FusedOps for Flex {
         wh: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         lstm_forward(&x, &wx, &bias, &wh).0
+    }
+
+    fn conv1d_time_major(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        conv_forward(&x, &weight, &bias).0
+    }
+
+    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        pool_forward(&x)
+    }
+
+    fn batch_norm_rows(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (y, mean, variance, _) = norm_forward(&x, &gamma, &beta, epsilon);
+        (y, mean, variance)
+    }
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = Arc<norm::Tape>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let g = norm::backward(&ops.state, &values(&dy));
+        let (n, c) = (ops.state.rows(), ops.state.channels());
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, flex_tensor(g.x, &[n, c]));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, flex_tensor(g.gamma, &[c]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, flex_tensor(g.beta, &[c]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = Arc<conv::Tape>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let d = ops.state.dims();
+        let g = conv::backward(&ops.state, &values(&dy), node_x.is_some());
+        if let (Some(node), Some(dx)) = (node_x, g.x) {
+            grads.register::<Flex>(node.id, flex_tensor(dx, &[d.batch, d.steps, d.inputs]));
+        }
+        if let Some(node) = node_w {
+            grads.register::<Flex>(
+                node.id,
+                flex_tensor(g.weight, &[d.outputs, d.inputs, d.kernel]),
+            );
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, flex_tensor(g.bias, &[d.outputs]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    type State = FlexTensor;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node_x {
+            let d = pool_dims(&ops.state);
+            let dx = pool::backward(d, &values(&ops.state), &values(&dy));
+            grads.register::<Flex>(node.id, flex_tensor(dx, &[d.batch, d.steps, d.channels]));
+        }
     }
 }
 
@@ -189,12 +375,115 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             ),
         }
     }
+
+    fn conv1d_time_major(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (y, tape) = conv_forward(x.primitive(), weight.primitive(), bias.primitive());
+                prep.finish(Arc::new(tape), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(conv_forward(x.primitive(), weight.primitive(), bias.primitive()).0)
+            }
+        }
+    }
+
+    fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match PoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = pool_forward(x.primitive());
+                prep.finish(x.primitive().clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive())),
+        }
+    }
+
+    fn batch_norm_rows(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (y, mean, variance, tape) =
+            norm_forward(x.primitive(), gamma.primitive(), beta.primitive(), epsilon);
+        let stats = |t| <Autodiff<Flex, C> as AutodiffBackend>::from_inner(t);
+        let output = match NormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(Arc::new(tape), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        (output, stats(mean), stats(variance))
+    }
 }
 
 /// Whether `t` can go through a fused kernel: `f32` on the flex device (with or without
 /// autodiff).
 fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
     t.dtype() == DType::F32 && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// The fused convolution (see [`FusedOps::conv1d_time_major`]), or `None` off flex.
+pub fn conv1d_time_major(x: Tensor<3>, weight: Tensor<3>, bias: Tensor<1>) -> Option<Tensor<3>> {
+    if !(on_flex(&x) && on_flex(&weight) && on_flex(&bias)) {
+        return None;
+    }
+    Some(Tensor::from_dispatch(
+        <burn::backend::Dispatch as FusedOps>::conv1d_time_major(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        ),
+    ))
+}
+
+/// The fused ReLU and max-pooling by 2 (see [`FusedOps::relu_max_pool2`]), or `None` off
+/// flex.
+pub fn relu_max_pool2(x: Tensor<3>) -> Option<Tensor<3>> {
+    if !on_flex(&x) {
+        return None;
+    }
+    Some(Tensor::from_dispatch(
+        <burn::backend::Dispatch as FusedOps>::relu_max_pool2(x.into_dispatch()),
+    ))
+}
+
+/// The fused batch norm over rows (see [`FusedOps::batch_norm_rows`]): output, batch mean,
+/// batch variance; or `None` off flex.
+pub fn batch_norm_rows(
+    x: Tensor<2>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> Option<(Tensor<2>, Tensor<1>, Tensor<1>)> {
+    if !(on_flex(&x) && on_flex(&gamma) && on_flex(&beta)) {
+        return None;
+    }
+    let (y, mean, variance) = <burn::backend::Dispatch as FusedOps>::batch_norm_rows(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    Some((
+        Tensor::from_dispatch(y),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(variance),
+    ))
 }
 
 /// The fused LSTM sequence (see [`FusedOps::lstm_sequence`]), or `None` when the tensors are

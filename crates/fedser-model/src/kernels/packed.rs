@@ -1,5 +1,6 @@
-//! Small matrix products against a right-hand matrix packed once and used many times: the
-//! LSTM's recurrent weights, multiplied by the batch's hidden states at every step.
+//! Matrix products for the kernels: [`matmul`], any strides, through the `gemm` crate (the
+//! one flex uses); and [`matmul_packed`], small products against a right-hand matrix packed
+//! once and used many times (the LSTM's recurrent weights, at every step).
 //!
 //! A general matrix library packs both operands on every call; for a `[32, 128] × [128, 512]`
 //! product that packing cost as much as the arithmetic (profiled). Here the right-hand matrix
@@ -49,6 +50,71 @@ impl PackedMatrix {
     /// Columns.
     pub fn n(&self) -> usize {
         self.n
+    }
+}
+
+/// `dst (m×n, row-major with row stride dst_rs) = [dst +] lhs · rhs`, with `lhs` and `rhs`
+/// given by element strides (rows, columns). One thread: parallelism comes from training
+/// several clients at once.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        last(m, n, dst_rs, 1) < dst.len(),
+        "matmul: destination too short"
+    );
+    if k == 0 {
+        if !accumulate {
+            for row in 0..m {
+                dst[row * dst_rs..row * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(
+        last(m, k, lhs_rs, lhs_cs) < lhs.len(),
+        "matmul: left operand too short"
+    );
+    assert!(
+        last(k, n, rhs_rs, rhs_cs) < rhs.len(),
+        "matmul: right operand too short"
+    );
+    // SAFETY: every index the product touches lies within the slices (asserted above), and
+    // `dst` does not alias the operands (it is a unique borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 
