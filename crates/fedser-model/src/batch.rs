@@ -142,32 +142,51 @@ pub fn input_augmented(
     }
 }
 
-/// Mean and standard deviation of each coefficient and of its first difference.
+/// Mean and standard deviation of each coefficient and of its first difference. One pass
+/// over the frames, every coefficient's sums side by side (the sums run in frame order, as a
+/// per-coefficient loop would).
 pub fn utterance_stats(frames: &[f32], coeffs: usize) -> Vec<f32> {
-    let n = frames.len() / coeffs.max(1);
-    let mut out = Vec::with_capacity(STATS_PER_COEFF * coeffs);
-    let moments = |values: &mut dyn Iterator<Item = f64>| -> (f32, f32) {
-        let (mut s, mut q, mut k) = (0.0, 0.0, 0usize);
-        for v in values {
-            s += v;
-            q += v * v;
-            k += 1;
+    if coeffs == 0 {
+        return Vec::new();
+    }
+    let n = frames.len() / coeffs;
+    let (mut s, mut q) = (vec![0f64; coeffs], vec![0f64; coeffs]);
+    let (mut ds, mut dq) = (vec![0f64; coeffs], vec![0f64; coeffs]);
+    let mut rows = frames.chunks_exact(coeffs).take(n);
+    if let Some(first) = rows.next() {
+        for ((s, q), v) in s.iter_mut().zip(q.iter_mut()).zip(first) {
+            let v = *v as f64;
+            *s += v;
+            *q += v * v;
         }
+        let mut prev = first;
+        for row in rows {
+            for (j, (v, p)) in row.iter().zip(prev).enumerate() {
+                let d = (v - p) as f64;
+                let v = *v as f64;
+                s[j] += v;
+                q[j] += v * v;
+                ds[j] += d;
+                dq[j] += d * d;
+            }
+            prev = row;
+        }
+    }
+    let moments = |sum: f64, squares: f64, k: usize| -> (f32, f32) {
         if k == 0 {
             return (0.0, 0.0);
         }
-        let mean = s / k as f64;
+        let mean = sum / k as f64;
         (
             mean as f32,
-            (q / k as f64 - mean * mean).max(0.0).sqrt() as f32,
+            (squares / k as f64 - mean * mean).max(0.0).sqrt() as f32,
         )
     };
-    for c in 0..coeffs {
-        let (m, s) = moments(&mut (0..n).map(|t| frames[t * coeffs + c] as f64));
-        let (dm, ds) = moments(
-            &mut (1..n).map(|t| (frames[t * coeffs + c] - frames[(t - 1) * coeffs + c]) as f64),
-        );
-        out.extend([m, s, dm, ds]);
+    let mut out = Vec::with_capacity(STATS_PER_COEFF * coeffs);
+    for j in 0..coeffs {
+        let (m, sd) = moments(s[j], q[j], n);
+        let (dm, dsd) = moments(ds[j], dq[j], n.saturating_sub(1));
+        out.extend([m, sd, dm, dsd]);
     }
     out
 }
@@ -177,4 +196,42 @@ pub fn labels(examples: &[&Example], device: &Device) -> Tensor<1, Int> {
     let y: Vec<i64> = examples.iter().map(|e| e.label as i64).collect();
     let n = y.len();
     Tensor::<1, Int>::from_data(TensorData::new(y, [n]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against the statistics written out per coefficient.
+    #[test]
+    fn utterance_stats_are_means_and_deviations_of_values_and_differences() {
+        let (n, c) = (9, 3);
+        let frames: Vec<f32> = (0..n * c)
+            .map(|i| ((i * 37) % 17) as f32 * 0.5 - 3.0)
+            .collect();
+        let stats = utterance_stats(&frames, c);
+        assert_eq!(stats.len(), STATS_PER_COEFF * c);
+        let moments = |v: &[f64]| {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+            (mean, var.sqrt())
+        };
+        for j in 0..c {
+            let col: Vec<f64> = (0..n).map(|t| frames[t * c + j] as f64).collect();
+            let diff: Vec<f64> = col.windows(2).map(|w| w[1] - w[0]).collect();
+            let ((m, s), (dm, ds)) = (moments(&col), moments(&diff));
+            for (got, want) in stats[4 * j..4 * j + 4].iter().zip([m, s, dm, ds]) {
+                assert!(
+                    (*got as f64 - want).abs() < 1e-5,
+                    "coefficient {j}: {got} vs {want}"
+                );
+            }
+        }
+        // One frame: no differences, zero spread; no frames: zeros.
+        assert_eq!(
+            utterance_stats(&[2.0, 4.0], 2),
+            vec![2.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(utterance_stats(&[], 2), vec![0.0; 8]);
+    }
 }

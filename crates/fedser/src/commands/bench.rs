@@ -163,8 +163,8 @@ pub fn mfcc(
     Ok(ExitCode::SUCCESS)
 }
 
-/// One training step per model, timed `reps` times after two warm-up steps (median), on random
-/// features of the peer's shapes; and FedAvg of 10 updates of each model through `fedser-fl`.
+/// One training step per model, timed `reps` times after two warm-up steps (median; epochs of
+/// one batch in one training run), on random features of the peer's shapes; and FedAvg of 10 updates of each model through `fedser-fl`.
 pub fn train(
     archs: &[fedser_model::Arch],
     batch: usize,
@@ -207,25 +207,30 @@ pub fn train(
             spec.bidirectional = false;
             spec.hidden = 128;
         }
-        let mut model = EmotionModel::new(spec.clone(), 1, &train_device())?;
+        let model = EmotionModel::new(spec.clone(), 1, &train_device())?;
         // One epoch over exactly one batch is one optimiser step (plus batching, which the
-        // peer does outside its timed step; it is small next to the step).
+        // peer does outside its timed step; it is small next to the step). The epochs run in
+        // one training call, as in real local training: the optimiser's state persists, like
+        // the peer's, and each step is timed from one epoch's end to the next.
         let cfg = TrainConfig {
-            epochs: 1,
+            epochs: reps + 3,
             batch_size: batch,
             optimizer: Optimizer::Adam,
             weight_decay: 0.0,
             random_crop: false,
             ..TrainConfig::default()
         };
-        let mut times = Vec::with_capacity(reps);
-        for rep in 0..reps + 2 {
-            let started = Instant::now();
-            model = fedser_model::train(model, &examples, &[], &cfg)?.0;
-            if rep >= 2 {
-                times.push(started.elapsed().as_secs_f64() * 1e3);
-            }
-        }
+        let mut ends = Vec::with_capacity(reps + 3);
+        let (model, _) =
+            fedser_model::train::train_observed(model, &examples, &[], &cfg, None, &mut |_| {
+                ends.push(Instant::now())
+            })?;
+        // Two warm-up steps.
+        let mut times: Vec<f64> = ends
+            .windows(2)
+            .skip(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
+            .collect();
         let step_ms = median(&mut times);
         let params = model.params()?;
         let updates: Vec<fedser_fl::Update> = (0..10)
