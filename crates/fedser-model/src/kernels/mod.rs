@@ -201,7 +201,8 @@ impl FusedOps for Flex {
 struct NormBackward;
 
 impl Backward<Flex, 3> for NormBackward {
-    type State = Arc<norm::Tape>;
+    /// The tape and the forward input (`x̂` is recomputed from it).
+    type State = (Arc<norm::Tape>, FlexTensor);
 
     fn backward(
         self,
@@ -211,8 +212,9 @@ impl Backward<Flex, 3> for NormBackward {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let g = norm::backward(&ops.state, &values(&dy));
-        let (n, c) = (ops.state.rows(), ops.state.channels());
+        let (tape, x) = &ops.state;
+        let g = norm::backward(tape, &values(x), &values(&dy));
+        let (n, c) = (tape.rows(), tape.channels());
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, flex_tensor(g.x, &[n, c]));
         }
@@ -424,7 +426,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(Arc::new(tape), y),
+            OpsKind::Tracked(prep) => prep.finish((Arc::new(tape), x.primitive().clone()), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         (output, stats(mean), stats(variance))

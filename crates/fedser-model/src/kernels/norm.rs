@@ -23,8 +23,8 @@ pub struct Forward {
 #[derive(Debug, Clone)]
 pub struct Tape {
     channels: usize,
-    /// `(x - mean) / sqrt(var + eps)`, `[n, c]`.
-    normalized: Vec<f32>,
+    rows: usize,
+    mean: Vec<f32>,
     inv_std: Vec<f32>,
     gamma: Vec<f32>,
 }
@@ -35,8 +35,18 @@ impl Tape {
     }
 
     pub fn rows(&self) -> usize {
-        self.normalized.len() / self.channels.max(1)
+        self.rows
     }
+}
+
+/// A new vector of `len` values, every one written by `fill` (which must write them all).
+fn written(len: usize, fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialised the first `len` values (each caller writes every element of
+    // the slice it is given, in one pass over equally long rows).
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// Gradients for the input `[n, c]`, `gamma` and `beta`.
@@ -100,31 +110,26 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Forward 
         .iter()
         .map(|s| (1.0 / (s / n + epsilon).sqrt()) as f32)
         .collect();
-    let mut normalized = vec![0f32; x.len()];
-    let mut output = vec![0f32; x.len()];
-    for ((xr, nr), yr) in x
-        .chunks_exact(c)
-        .zip(normalized.chunks_exact_mut(c))
-        .zip(output.chunks_exact_mut(c))
-    {
-        for ((((v, xn), y), (m, s)), (g, b)) in xr
-            .iter()
-            .zip(nr.iter_mut())
-            .zip(yr.iter_mut())
-            .zip(mean.iter().zip(&inv_std))
-            .zip(gamma.iter().zip(beta))
-        {
-            *xn = (v - m) * s;
-            *y = *xn * g + b;
+    let output = written(x.len(), |out| {
+        for (xr, yr) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+            for (((v, y), (m, s)), (g, b)) in xr
+                .iter()
+                .zip(yr.iter_mut())
+                .zip(mean.iter().zip(&inv_std))
+                .zip(gamma.iter().zip(beta))
+            {
+                y.write((v - m) * s * g + b);
+            }
         }
-    }
+    });
     Forward {
         output,
-        mean,
+        mean: mean.clone(),
         variance,
         tape: Tape {
             channels: c,
-            normalized,
+            rows,
+            mean: mean.clone(),
             inv_std,
             gamma: gamma.to_vec(),
         },
@@ -132,16 +137,13 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Forward 
 }
 
 /// `dx = gamma · inv_std · (dy - mean(dy) - x̂ · mean(dy · x̂))`, `dgamma = Σ dy · x̂`,
-/// `dbeta = Σ dy`.
-pub fn backward(tape: &Tape, dy: &[f32]) -> Grads {
-    let c = tape.channels;
-    assert_eq!(
-        dy.len(),
-        tape.normalized.len(),
-        "batch norm output gradient size"
-    );
-    let rows = dy.len() / c;
+/// `dbeta = Σ dy`, with `x̂ = (x - mean) · inv_std` recomputed from the forward input `x`.
+pub fn backward(tape: &Tape, x: &[f32], dy: &[f32]) -> Grads {
+    let (c, rows) = (tape.channels, tape.rows);
+    assert_eq!(dy.len(), rows * c, "batch norm output gradient size");
+    assert_eq!(x.len(), rows * c, "batch norm input size");
     let n = rows.max(1) as f64;
+    let (mean, inv_std) = (&tape.mean, &tape.inv_std);
     let mut beta = vec![0f64; c];
     column_sums(
         rows,
@@ -150,44 +152,44 @@ pub fn backward(tape: &Tape, dy: &[f32]) -> Grads {
         &mut beta,
     );
     let mut gamma = vec![0f64; c];
-    let xhat = &tape.normalized;
     column_sums(
         rows,
         c,
         |r, t| {
             let span = r * c..(r + 1) * c;
-            for ((t, g), x) in t.iter_mut().zip(&dy[span.clone()]).zip(&xhat[span]) {
-                *t = g * x;
+            for (((t, g), v), (m, s)) in t
+                .iter_mut()
+                .zip(&dy[span.clone()])
+                .zip(&x[span])
+                .zip(mean.iter().zip(inv_std))
+            {
+                *t = g * ((v - m) * s);
             }
         },
         &mut gamma,
     );
     let mean_dy: Vec<f32> = beta.iter().map(|s| (s / n) as f32).collect();
     let mean_dy_xhat: Vec<f32> = gamma.iter().map(|s| (s / n) as f32).collect();
-    let scale: Vec<f32> = tape
-        .gamma
-        .iter()
-        .zip(&tape.inv_std)
-        .map(|(g, s)| g * s)
-        .collect();
-    let mut x = vec![0f32; dy.len()];
-    for ((xr, gr), nr) in x
-        .chunks_exact_mut(c)
-        .zip(dy.chunks_exact(c))
-        .zip(xhat.chunks_exact(c))
-    {
-        for ((((d, g), xn), s), (m, mx)) in xr
-            .iter_mut()
-            .zip(gr)
-            .zip(nr)
-            .zip(&scale)
-            .zip(mean_dy.iter().zip(&mean_dy_xhat))
+    let scale: Vec<f32> = tape.gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
+    let dx = written(dy.len(), |out| {
+        for ((dr, gr), xr) in out
+            .chunks_exact_mut(c)
+            .zip(dy.chunks_exact(c))
+            .zip(x.chunks_exact(c))
         {
-            *d = s * (g - m - xn * mx);
+            for ((((d, g), v), (m, s)), ((sc, md), mx)) in dr
+                .iter_mut()
+                .zip(gr)
+                .zip(xr)
+                .zip(mean.iter().zip(inv_std))
+                .zip(scale.iter().zip(&mean_dy).zip(&mean_dy_xhat))
+            {
+                d.write(sc * (g - md - (v - m) * s * mx));
+            }
         }
-    }
+    });
     Grads {
-        x,
+        x: dx,
         gamma: gamma.iter().map(|v| *v as f32).collect(),
         beta: beta.iter().map(|v| *v as f32).collect(),
     }
@@ -231,7 +233,7 @@ mod tests {
             let m: f32 = (0..n).map(|r| f.output[r * c + j]).sum::<f32>() / n as f32;
             assert!((m - b).abs() < 1e-5);
         }
-        let g = backward(&f.tape, &w);
+        let g = backward(&f.tape, &x, &w);
         let h = 1e-3f32;
         let check = |name: &str, analytic: &[f32], which: usize| {
             for i in 0..analytic.len() {
