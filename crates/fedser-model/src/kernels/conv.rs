@@ -81,7 +81,10 @@ pub fn forward(d: Dims, x: &[f32], weight: &[f32], bias: &[f32]) -> (Vec<f32>, T
         outputs: out,
         kernel: k,
     } = d;
-    assert!(k >= 1, "convolution kernel width must be at least 1");
+    assert!(
+        k >= 1 && c >= 1 && out >= 1,
+        "convolution sizes must be at least 1: {d:?}"
+    );
     assert_eq!(x.len(), b * t * c, "convolution input size");
     assert_eq!(weight.len(), out * c * k, "convolution weight size");
     assert_eq!(bias.len(), out, "convolution bias size");

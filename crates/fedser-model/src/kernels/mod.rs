@@ -67,6 +67,19 @@ pub trait FusedOps: burn::backend::Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// A new vector of `len` values, every one written by `fill` (which must write them all).
+pub(crate) fn written(
+    len: usize,
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>]),
+) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialised the first `len` values (each caller writes every element of
+    // the slice it is given, in one pass over equally long rows).
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// Contiguous `f32` values of a flex tensor (copied only when its layout needs it).
 fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {

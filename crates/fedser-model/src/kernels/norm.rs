@@ -39,15 +39,7 @@ impl Tape {
     }
 }
 
-/// A new vector of `len` values, every one written by `fill` (which must write them all).
-fn written(len: usize, fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>])) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialised the first `len` values (each caller writes every element of
-    // the slice it is given, in one pass over equally long rows).
-    unsafe { v.set_len(len) };
-    v
-}
+use super::written;
 
 /// Gradients for the input `[n, c]`, `gamma` and `beta`.
 #[derive(Debug, Clone)]
