@@ -49,25 +49,32 @@ pub struct Grads {
     pub beta: Vec<f32>,
 }
 
-/// Rows summed per column in `f64`, through `f32` partial sums over blocks of 64 rows (so the
-/// inner loop vectorises): `sums[j] = Σ_rows f(row)[j]` where `f` writes the row's terms.
-fn column_sums(rows: usize, c: usize, mut terms: impl FnMut(usize, &mut [f32]), sums: &mut [f64]) {
-    let mut part = vec![0f32; c];
-    let mut term = vec![0f32; c];
+/// `K` per-column sums over the rows, in `f64`: `add(row, partials)` adds the row's terms to
+/// `f32` partial sums, which are folded into the `f64` totals every 64 rows (so the inner
+/// loops vectorise and long batches keep their precision).
+fn column_sums<const K: usize>(
+    rows: usize,
+    c: usize,
+    mut add: impl FnMut(usize, &mut [Vec<f32>; K]),
+) -> [Vec<f64>; K] {
+    let mut totals: [Vec<f64>; K] = std::array::from_fn(|_| vec![0f64; c]);
+    let mut part: [Vec<f32>; K] = std::array::from_fn(|_| vec![0f32; c]);
     let mut r = 0;
     while r < rows {
-        part.fill(0.0);
-        for row in r..(r + 64).min(rows) {
-            terms(row, &mut term);
-            for (p, t) in part.iter_mut().zip(&term) {
-                *p += t;
-            }
+        for p in part.iter_mut() {
+            p.fill(0.0);
         }
-        for (s, p) in sums.iter_mut().zip(&part) {
-            *s += *p as f64;
+        for row in r..(r + 64).min(rows) {
+            add(row, &mut part);
+        }
+        for (total, p) in totals.iter_mut().zip(&part) {
+            for (t, v) in total.iter_mut().zip(p) {
+                *t += *v as f64;
+            }
         }
         r += 64;
     }
+    totals
 }
 
 /// `y = (x - mean) / sqrt(var + epsilon) · gamma + beta` with the batch's statistics.
@@ -78,25 +85,17 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Forward 
     assert_eq!(x.len() % c, 0, "batch norm input is not [n, {c}]");
     let rows = x.len() / c;
     let n = rows.max(1) as f64;
-    let mut sums = vec![0f64; c];
-    column_sums(
-        rows,
-        c,
-        |r, t| t.copy_from_slice(&x[r * c..(r + 1) * c]),
-        &mut sums,
-    );
+    let [sums] = column_sums(rows, c, |r, [p]| {
+        for (p, v) in p.iter_mut().zip(&x[r * c..(r + 1) * c]) {
+            *p += v;
+        }
+    });
     let mean: Vec<f32> = sums.iter().map(|s| (s / n) as f32).collect();
-    let mut sq = vec![0f64; c];
-    column_sums(
-        rows,
-        c,
-        |r, t| {
-            for ((t, v), m) in t.iter_mut().zip(&x[r * c..(r + 1) * c]).zip(&mean) {
-                *t = (v - m) * (v - m);
-            }
-        },
-        &mut sq,
-    );
+    let [sq] = column_sums(rows, c, |r, [p]| {
+        for ((p, v), m) in p.iter_mut().zip(&x[r * c..(r + 1) * c]).zip(&mean) {
+            *p += (v - m) * (v - m);
+        }
+    });
     let variance: Vec<f32> = sq.iter().map(|s| (s / n) as f32).collect();
     let inv_std: Vec<f32> = sq
         .iter()
@@ -136,30 +135,20 @@ pub fn backward(tape: &Tape, x: &[f32], dy: &[f32]) -> Grads {
     assert_eq!(x.len(), rows * c, "batch norm input size");
     let n = rows.max(1) as f64;
     let (mean, inv_std) = (&tape.mean, &tape.inv_std);
-    let mut beta = vec![0f64; c];
-    column_sums(
-        rows,
-        c,
-        |r, t| t.copy_from_slice(&dy[r * c..(r + 1) * c]),
-        &mut beta,
-    );
-    let mut gamma = vec![0f64; c];
-    column_sums(
-        rows,
-        c,
-        |r, t| {
-            let span = r * c..(r + 1) * c;
-            for (((t, g), v), (m, s)) in t
-                .iter_mut()
-                .zip(&dy[span.clone()])
-                .zip(&x[span])
-                .zip(mean.iter().zip(inv_std))
-            {
-                *t = g * ((v - m) * s);
-            }
-        },
-        &mut gamma,
-    );
+    // Σ dy and Σ dy · x̂ in one pass.
+    let [beta, gamma] = column_sums(rows, c, |r, [pb, pg]| {
+        let span = r * c..(r + 1) * c;
+        for ((((b, g), d), v), (m, s)) in pb
+            .iter_mut()
+            .zip(pg.iter_mut())
+            .zip(&dy[span.clone()])
+            .zip(&x[span])
+            .zip(mean.iter().zip(inv_std))
+        {
+            *b += d;
+            *g += d * ((v - m) * s);
+        }
+    });
     let mean_dy: Vec<f32> = beta.iter().map(|s| (s / n) as f32).collect();
     let mean_dy_xhat: Vec<f32> = gamma.iter().map(|s| (s / n) as f32).collect();
     let scale: Vec<f32> = tape.gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
