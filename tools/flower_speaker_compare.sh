@@ -7,8 +7,10 @@
 # process tree (its own sampler) and fedser's peak RSS. REPEATS runs each, alternating;
 # prints each run, the medians and the ratio of the medians.
 #
-# Usage: tools/flower_speaker_compare.sh PEERS_VENV [RAVDESS_DIR] [REPEATS]
+# Usage: [FEDSER_FLAGS="--max-frames 200"] tools/flower_speaker_compare.sh PEERS_VENV [RAVDESS_DIR] [REPEATS]
 #   PEERS_VENV: made by ../shared/peers/setup.sh
+#   FEDSER_FLAGS: extra `fedser simulate` flags, e.g. `--max-frames 200` for the peer's
+#   200-frame crop (fedser's default reads up to 400 frames per utterance).
 set -euo pipefail
 venv=$1; ravdess=${2:-../shared/data/ravdess-dev}; repeats=${3:-3}
 rounds=${ROUNDS:-30}; epochs=${LOCAL_EPOCHS:-5}
@@ -29,7 +31,8 @@ for r in $(seq 1 "$repeats"); do
     --data "$ravdess" --cache "$work/cache" --arch cnn --partition speaker \
     --test-speakers ravdess_11,ravdess_12 --rounds "$rounds" --local-epochs "$epochs" \
     --batch-size 32 --lr 0.001 --optimizer adam --weight-decay 0 --min-clients 10 \
-    --val-fraction 0 --fraction-evaluate 0 --no-report --out "$work/fedser_$r" > /dev/null
+    --val-fraction 0 --fraction-evaluate 0 --no-report --out "$work/fedser_$r" \
+    ${FEDSER_FLAGS:-} > /dev/null
 done
 python3 - "$work" "$repeats" <<'PY'
 import json, statistics, sys, os

@@ -368,6 +368,10 @@ pub struct RunFlags {
     /// LSTM models: one direction only.
     #[arg(long)]
     pub unidirectional: bool,
+    /// Longest sequence a model sees at once, in frames (longer utterances are cropped:
+    /// randomly while training, centrally otherwise). Default 400 (4 s at a 10 ms hop).
+    #[arg(long)]
+    pub max_frames: Option<usize>,
     /// Run the paper's spectral denoiser before the MFCCs (off by default; see the README).
     #[arg(long)]
     pub denoise: bool,
@@ -518,6 +522,10 @@ pub struct TrainCmd {
     /// LSTM models: one direction only.
     #[arg(long)]
     pub unidirectional: bool,
+    /// Longest sequence the model sees at once, in frames (longer utterances are cropped:
+    /// randomly while training, centrally otherwise). Default 400 (4 s at a 10 ms hop).
+    #[arg(long)]
+    pub max_frames: Option<usize>,
     /// Passes over the training utterances (the best epoch by validation UA is kept).
     #[arg(long, default_value_t = 60)]
     pub epochs: usize,

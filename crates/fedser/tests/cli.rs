@@ -158,6 +158,15 @@ fn bad_input_and_bad_settings_fail_with_a_named_cause() {
         .failure();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(err.contains("numcep 40"), "{err}");
+
+    // A model needs a few frames to pool over: said before any data is read.
+    let out = fedser()
+        .args(["train", "--max-frames", "2", "--out"])
+        .arg(dir.path().join("m"))
+        .assert()
+        .failure();
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("max_frames: 2"), "{err}");
 }
 
 #[test]

@@ -159,12 +159,15 @@ fn a_config_file_sets_the_run_and_bad_settings_are_named() {
             out.to_str().unwrap(),
             "--local-epochs",
             "1",
+            "--max-frames",
+            "64",
             "--no-report",
         ])
         .assert()
         .success();
     let resolved = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(resolved.contains("strategy = \"median\""), "{resolved}");
+    assert!(resolved.contains("max_frames = 64"), "{resolved}");
     assert!(resolved.contains("epochs = 1"), "{resolved}");
     assert_eq!(rounds(&out).len(), 2);
 
@@ -176,6 +179,7 @@ fn a_config_file_sets_the_run_and_bad_settings_are_named() {
         ("--workers", "0", "workers must be at least 1"),
         ("--strategy", "multi-krum:1:0", "M >= 1"),
         ("--min-results", "0", "min_fit_results must be at least 1"),
+        ("--max-frames", "2", "max_frames: 2"),
     ] {
         let stderr = fedser(tmp.path())
             .args([

@@ -28,6 +28,9 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
     }
     spec.dropout = cmd.dropout;
     spec.bidirectional = !cmd.unidirectional;
+    if let Some(frames) = cmd.max_frames {
+        spec.max_frames = frames;
+    }
     spec.validate().map_err(anyhow::Error::msg)?;
     let cfg = TrainConfig {
         epochs: cmd.epochs,

@@ -131,6 +131,8 @@ pub struct ModelConfig {
     pub hidden: usize,
     pub dropout: f64,
     pub bidirectional: bool,
+    /// Longest sequence seen at once, in frames; 0 means the architecture's default.
+    pub max_frames: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +227,7 @@ impl Default for ModelConfig {
             hidden: 0,
             dropout: 0.3,
             bidirectional: true,
+            max_frames: 0,
         }
     }
 }
@@ -315,6 +318,7 @@ impl RunConfig {
         set!(self.model.arch, f.arch);
         set!(self.model.hidden, f.hidden);
         set!(self.model.dropout, f.dropout);
+        set!(self.model.max_frames, f.max_frames);
         if f.unidirectional {
             self.model.bidirectional = false;
         }
@@ -607,6 +611,9 @@ impl RunConfig {
         }
         spec.dropout = self.model.dropout;
         spec.bidirectional = self.model.bidirectional;
+        if self.model.max_frames > 0 {
+            spec.max_frames = self.model.max_frames;
+        }
         spec.validate().map_err(anyhow::Error::msg)?;
         Ok(spec)
     }
