@@ -320,7 +320,7 @@ impl Backward<Flex, 4> for LstmBackward {
             wx: shared.wx.clone(),
             wh: shared.wh.clone(),
         });
-        let dims = saved.tape_dims();
+        let dims = saved.tape.dims();
         let g = lstm::backward(
             saved.tape,
             &values(&d_out),
@@ -344,12 +344,6 @@ impl Backward<Flex, 4> for LstmBackward {
         if let Some(node) = node_wh {
             grads.register::<Flex>(node.id, flex_tensor(g.wh, &[dims.hidden, g4]));
         }
-    }
-}
-
-impl LstmSaved {
-    fn tape_dims(&self) -> lstm::Dims {
-        self.tape.dims()
     }
 }
 
