@@ -216,7 +216,13 @@ mod tests {
             let x = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, t, c]), &device)
                 .require_grad();
             let y = if fused {
-                let y = conv_time_major(&layer, x.clone());
+                // The kernels themselves, not a path that could fall back to the composition.
+                let y = crate::kernels::conv1d_time_major(
+                    x.clone(),
+                    layer.weight.val(),
+                    layer.bias.as_ref().unwrap().val(),
+                )
+                .expect("flex runs the fused convolution");
                 crate::kernels::relu_max_pool2(y).unwrap()
             } else {
                 pool2(Relu::new().forward(conv_composed(&layer, x.clone())))
@@ -265,6 +271,16 @@ mod tests {
             let x = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, t, c]), &device)
                 .require_grad();
             let y = if fused {
+                // The fused path must be the one taken here (no silent fall-back).
+                assert!(
+                    crate::kernels::batch_norm_rows(
+                        x.clone().detach().reshape([b * t, c]),
+                        bn.gamma.val(),
+                        bn.beta.val(),
+                        bn.epsilon
+                    )
+                    .is_some()
+                );
                 batch_norm_time_major(&bn, x.clone())
             } else {
                 bn.forward(x.clone().reshape([b * t, c])).reshape([b, t, c])
