@@ -128,6 +128,18 @@ fn batch_norm_time_major(bn: &BatchNorm, x: Tensor<3>) -> Tensor<3> {
     bn.forward(rows).reshape([b, t, c])
 }
 
+/// `[mean | max]` over the valid frames of `h [b, t, c]` -> `[b, 2c]` (on flex the
+/// ReLU before it and this are one fused kernel, [`crate::kernels::summary`]).
+fn summary(h: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
+    Tensor::cat(
+        vec![
+            masked_mean_time(h.clone(), mask.clone()),
+            masked_max_time(h, mask),
+        ],
+        1,
+    )
+}
+
 impl Cnn {
     /// The mask after one pooling step: a pooled step is valid when any of its frames is.
     fn pool_mask(&self, mask: Tensor<2>) -> Tensor<2> {
@@ -147,12 +159,6 @@ impl Cnn {
         }
     }
 
-    /// One block: convolution, batch norm, ReLU, on `[b, t, c]`.
-    fn block(&self, conv: &Conv1d, bn: &BatchNorm, x: Tensor<3>) -> Tensor<3> {
-        self.relu
-            .forward(batch_norm_time_major(bn, conv_time_major(conv, x)))
-    }
-
     /// A block followed by max-pooling by 2 (ReLU and pooling fused on flex).
     fn pooled_block(&self, conv: &Conv1d, bn: &BatchNorm, x: Tensor<3>) -> Tensor<3> {
         let y = batch_norm_time_major(bn, conv_time_major(conv, x));
@@ -165,14 +171,9 @@ impl Cnn {
         let mask = self.pool_mask(input.mask.clone());
         let x = self.pooled_block(&self.conv2, &self.bn2, x);
         let mask = self.pool_mask(mask);
-        let h = self.block(&self.conv3, &self.bn3, x); // [b, t', c]
-        let pooled = Tensor::cat(
-            vec![
-                masked_mean_time(h.clone(), mask.clone()),
-                masked_max_time(h, mask),
-            ],
-            1,
-        );
+        let h = batch_norm_time_major(&self.bn3, conv_time_major(&self.conv3, x)); // [b, t', c]
+        let pooled = crate::kernels::relu_mean_max_time(h.clone(), mask.clone())
+            .unwrap_or_else(|| summary(self.relu.forward(h), mask));
         self.head.forward(dropout(pooled, p, rng))
     }
 }
@@ -250,6 +251,50 @@ mod tests {
             for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
                 assert!(
                     (u - v).abs() < 1e-4,
+                    "{name}[{i}]: fused {u} vs composed {v}"
+                );
+            }
+        }
+    }
+
+    /// The fused ReLU + masked mean and maximum against the composition: same values, same
+    /// input gradient, with padded frames (holding large values), a fully valid sequence
+    /// and channels that are never positive.
+    #[test]
+    fn fused_summary_matches_the_composed_one() {
+        let device = Device::flex().autodiff();
+        let (b, t, c) = (3, 6, 4);
+        let h: Vec<f32> = (0..b * t * c)
+            .map(|i| (i as f32 * 0.71).sin() * 2.0 - if i % c == 3 { 3.0 } else { 0.0 })
+            .collect();
+        let lengths = [6, 2, 4];
+        let mask: Vec<f32> = (0..b * t)
+            .map(|i| f32::from(u8::from(i % t < lengths[i / t])))
+            .collect();
+        let w: Vec<f32> = (0..b * 2 * c).map(|i| (i as f32 * 0.37).cos()).collect();
+        let run = |fused: bool| {
+            let h = Tensor::<3>::from_data(TensorData::new(h.clone(), [b, t, c]), &device)
+                .require_grad();
+            let mask = Tensor::<2>::from_data(TensorData::new(mask.clone(), [b, t]), &device);
+            let y = if fused {
+                crate::kernels::relu_mean_max_time(h.clone(), mask)
+                    .expect("flex runs the fused summary")
+            } else {
+                summary(Relu::new().forward(h.clone()), mask)
+            };
+            let loss = (y.clone()
+                * Tensor::<2>::from_data(TensorData::new(w.clone(), [b, 2 * c]), &device))
+            .sum();
+            let grads = loss.backward();
+            (values(y), values(h.grad(&grads).unwrap()))
+        };
+        let (fused, composed) = (run(true), run(false));
+        for (name, a, b) in [("y", &fused.0, &composed.0), ("dh", &fused.1, &composed.1)] {
+            assert_eq!(a.len(), b.len(), "{name}");
+            assert!(a.iter().any(|v| *v != 0.0), "{name} is all zero");
+            for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
+                assert!(
+                    (u - v).abs() < 1e-5,
                     "{name}[{i}]: fused {u} vs composed {v}"
                 );
             }

@@ -5,6 +5,7 @@
 //! - [`lstm`]: the LSTM recurrence over a whole sequence, forward and backward through time.
 //! - [`conv`]: the CNN's "same" 1-D convolution over time-major frames.
 //! - [`pool`]: ReLU and max-pooling by 2 over time in one pass.
+//! - [`summary`]: ReLU, then the masked mean and maximum over time (the CNN's summary).
 //! - [`norm`]: batch normalisation (training mode) over channels-last rows.
 //! - [`packed`]: small products against a matrix packed once (the recurrent weights).
 //! - [`math`]: vectorisable `exp`, sigmoid and `tanh` with stated error bounds.
@@ -20,6 +21,7 @@ pub mod norm;
 pub mod packed;
 pub mod pool;
 pub(crate) mod simd;
+pub mod summary;
 
 use std::sync::Arc;
 
@@ -55,6 +57,10 @@ pub trait FusedOps: burn::backend::Backend {
 
     /// `max(0, x_{2s}, x_{2s+1})` over time: `[b, t, c]` -> `[b, t / 2, c]`.
     fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `[mean | max]` over the valid frames of `relu(h)`, `h [b, t, c]`, `mask [b, t]` (0/1,
+    /// a constant: no gradient flows to it) -> `[b, 2c]`.
+    fn relu_mean_max_time(h: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// Batch norm with the batch's statistics over rows `x [n, c]`: the output, and the
     /// batch mean and biased variance per channel (not differentiated: for running
@@ -160,6 +166,17 @@ fn pool_forward(x: &FlexTensor) -> FlexTensor {
     )
 }
 
+fn summary_forward(h: &FlexTensor, mask: &FlexTensor) -> (FlexTensor, summary::Tape) {
+    let hs = h.layout().shape();
+    let d = summary::Dims {
+        batch: hs[0],
+        steps: hs[1],
+        channels: hs[2],
+    };
+    let (y, tape) = summary::forward(d, &values(h), &values(mask));
+    (flex_tensor(y, &[d.batch, 2 * d.channels]), tape)
+}
+
 fn norm_forward(
     x: &FlexTensor,
     gamma: &FlexTensor,
@@ -197,6 +214,10 @@ impl FusedOps for Flex {
 
     fn relu_max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         pool_forward(&x)
+    }
+
+    fn relu_mean_max_time(h: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self> {
+        summary_forward(&h, &mask).0
     }
 
     fn batch_norm_rows(
@@ -289,6 +310,30 @@ impl Backward<Flex, 1> for PoolBackward {
             let d = pool_dims(&ops.state);
             let dx = pool::backward(d, &values(&ops.state), &values(&dy));
             grads.register::<Flex>(node.id, flex_tensor(dx, &[d.batch, d.steps, d.channels]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SummaryBackward;
+
+impl Backward<Flex, 1> for SummaryBackward {
+    /// The tape and the forward input.
+    type State = (Arc<summary::Tape>, FlexTensor);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_h] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node_h {
+            let (tape, h) = &ops.state;
+            let d = tape.dims();
+            let dh = summary::backward(tape, &values(h), &values(&dy));
+            grads.register::<Flex>(node.id, flex_tensor(dh, &[d.batch, d.steps, d.channels]));
         }
     }
 }
@@ -419,6 +464,22 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
+    fn relu_mean_max_time(h: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self> {
+        // The mask is data: it is read as a plain value and gets no gradient.
+        let mask = <Autodiff<Flex, C> as AutodiffBackend>::inner(mask);
+        match SummaryBackward
+            .prepare::<C>([h.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (y, tape) = summary_forward(h.primitive(), &mask);
+                prep.finish((Arc::new(tape), h.primitive().clone()), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(summary_forward(h.primitive(), &mask).0),
+        }
+    }
+
     fn batch_norm_rows(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -468,6 +529,20 @@ pub fn relu_max_pool2(x: Tensor<3>) -> Option<Tensor<3>> {
     }
     Some(Tensor::from_dispatch(
         <burn::backend::Dispatch as FusedOps>::relu_max_pool2(x.into_dispatch()),
+    ))
+}
+
+/// The fused ReLU and masked mean and maximum over time (see
+/// [`FusedOps::relu_mean_max_time`]), or `None` off flex.
+pub fn relu_mean_max_time(h: Tensor<3>, mask: Tensor<2>) -> Option<Tensor<2>> {
+    if !(on_flex(&h) && on_flex(&mask)) {
+        return None;
+    }
+    Some(Tensor::from_dispatch(
+        <burn::backend::Dispatch as FusedOps>::relu_mean_max_time(
+            h.into_dispatch(),
+            mask.into_dispatch(),
+        ),
     ))
 }
 
