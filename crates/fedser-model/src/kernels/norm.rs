@@ -101,18 +101,21 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Forward 
         .iter()
         .map(|s| (1.0 / (s / n + epsilon).sqrt()) as f32)
         .collect();
-    let output = written(x.len(), |out| {
-        for (xr, yr) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
-            for (((v, y), (m, s)), (g, b)) in xr
-                .iter()
-                .zip(yr.iter_mut())
-                .zip(mean.iter().zip(&inv_std))
-                .zip(gamma.iter().zip(beta))
-            {
-                y.write((v - m) * s * g + b);
+    // SAFETY: one value is written for every element, row by row.
+    let output = unsafe {
+        written(x.len(), |out| {
+            for (xr, yr) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+                for (((v, y), (m, s)), (g, b)) in xr
+                    .iter()
+                    .zip(yr.iter_mut())
+                    .zip(mean.iter().zip(&inv_std))
+                    .zip(gamma.iter().zip(beta))
+                {
+                    y.write((v - m) * s * g + b);
+                }
             }
-        }
-    });
+        })
+    };
     Forward {
         output,
         mean: mean.clone(),
@@ -152,23 +155,26 @@ pub fn backward(tape: &Tape, x: &[f32], dy: &[f32]) -> Grads {
     let mean_dy: Vec<f32> = beta.iter().map(|s| (s / n) as f32).collect();
     let mean_dy_xhat: Vec<f32> = gamma.iter().map(|s| (s / n) as f32).collect();
     let scale: Vec<f32> = tape.gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
-    let dx = written(dy.len(), |out| {
-        for ((dr, gr), xr) in out
-            .chunks_exact_mut(c)
-            .zip(dy.chunks_exact(c))
-            .zip(x.chunks_exact(c))
-        {
-            for ((((d, g), v), (m, s)), ((sc, md), mx)) in dr
-                .iter_mut()
-                .zip(gr)
-                .zip(xr)
-                .zip(mean.iter().zip(inv_std))
-                .zip(scale.iter().zip(&mean_dy).zip(&mean_dy_xhat))
+    // SAFETY: one value is written for every element, row by row.
+    let dx = unsafe {
+        written(dy.len(), |out| {
+            for ((dr, gr), xr) in out
+                .chunks_exact_mut(c)
+                .zip(dy.chunks_exact(c))
+                .zip(x.chunks_exact(c))
             {
-                d.write(sc * (g - md - (v - m) * s * mx));
+                for ((((d, g), v), (m, s)), ((sc, md), mx)) in dr
+                    .iter_mut()
+                    .zip(gr)
+                    .zip(xr)
+                    .zip(mean.iter().zip(inv_std))
+                    .zip(scale.iter().zip(&mean_dy).zip(&mean_dy_xhat))
+                {
+                    d.write(sc * (g - md - (v - m) * s * mx));
+                }
             }
-        }
-    });
+        })
+    };
     Grads {
         x: dx,
         gamma: gamma.iter().map(|v| *v as f32).collect(),

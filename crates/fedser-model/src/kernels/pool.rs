@@ -5,6 +5,8 @@
 //! maximum whose gradient runs through two masked selections (a twelfth of a CNN step,
 //! profiled).
 
+use super::written;
+
 /// Sizes: batch, frames in, channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dims {
@@ -23,18 +25,21 @@ impl Dims {
 pub fn forward(d: Dims, x: &[f32]) -> Vec<f32> {
     let (t, c, half) = (d.steps, d.channels, d.pooled());
     assert_eq!(x.len(), d.batch * t * c, "pooling input size");
-    let mut y = vec![0f32; d.batch * half * c];
-    for r in 0..d.batch {
-        for s in 0..half {
-            let even = &x[(r * t + 2 * s) * c..][..c];
-            let odd = &x[(r * t + 2 * s + 1) * c..][..c];
-            let out = &mut y[(r * half + s) * c..][..c];
-            for ((o, a), b) in out.iter_mut().zip(even).zip(odd) {
-                *o = a.max(*b).max(0.0);
+    // SAFETY: every output frame of every sequence is written.
+    unsafe {
+        written(d.batch * half * c, |y| {
+            for r in 0..d.batch {
+                for s in 0..half {
+                    let even = &x[(r * t + 2 * s) * c..][..c];
+                    let odd = &x[(r * t + 2 * s + 1) * c..][..c];
+                    let out = &mut y[(r * half + s) * c..][..c];
+                    for ((o, a), b) in out.iter_mut().zip(even).zip(odd) {
+                        o.write(a.max(*b).max(0.0));
+                    }
+                }
             }
-        }
+        })
     }
-    y
 }
 
 /// The input gradient `[b, t, c]` from the output gradient `dy [b, t/2, c]`.
@@ -42,24 +47,34 @@ pub fn backward(d: Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (t, c, half) = (d.steps, d.channels, d.pooled());
     assert_eq!(x.len(), d.batch * t * c, "pooling input size");
     assert_eq!(dy.len(), d.batch * half * c, "pooling output gradient size");
-    let mut dx = vec![0f32; x.len()];
-    for r in 0..d.batch {
-        for s in 0..half {
-            let base = (r * t + 2 * s) * c;
-            let (even, odd) = x[base..base + 2 * c].split_at(c);
-            let (d_even, d_odd) = dx[base..base + 2 * c].split_at_mut(c);
-            let g = &dy[(r * half + s) * c..][..c];
-            // The even frame takes ties; nothing flows where the maximum was cut by the ReLU.
-            // Written without branches (the winner is data: unpredictable) so it vectorises.
-            for ((((de, dd), a), b), g) in d_even.iter_mut().zip(d_odd).zip(even).zip(odd).zip(g) {
-                let even_wins = (*a >= *b) & (*a > 0.0);
-                let odd_wins = (*b > *a) & (*b > 0.0);
-                *de = *g * f32::from(u8::from(even_wins));
-                *dd = *g * f32::from(u8::from(odd_wins));
+    // SAFETY: both frames of every pair are written, then the dropped odd frame.
+    unsafe {
+        written(x.len(), |dx| {
+            for r in 0..d.batch {
+                for s in 0..half {
+                    let base = (r * t + 2 * s) * c;
+                    let (even, odd) = x[base..base + 2 * c].split_at(c);
+                    let (d_even, d_odd) = dx[base..base + 2 * c].split_at_mut(c);
+                    let g = &dy[(r * half + s) * c..][..c];
+                    // The even frame takes ties; nothing flows where the maximum was cut by the
+                    // ReLU. Written without branches (the winner is data: unpredictable) so it
+                    // vectorises.
+                    for ((((de, dd), a), b), g) in
+                        d_even.iter_mut().zip(d_odd).zip(even).zip(odd).zip(g)
+                    {
+                        let even_wins = (*a >= *b) & (*a > 0.0);
+                        let odd_wins = (*b > *a) & (*b > 0.0);
+                        de.write(*g * f32::from(u8::from(even_wins)));
+                        dd.write(*g * f32::from(u8::from(odd_wins)));
+                    }
+                }
+                // An odd last frame was dropped: no gradient.
+                for v in &mut dx[(r * t + 2 * half) * c..(r + 1) * t * c] {
+                    v.write(0.0);
+                }
             }
-        }
+        })
     }
-    dx
 }
 
 #[cfg(test)]
