@@ -22,5 +22,5 @@ pub(crate) use synth as testsignal;
 
 pub use decode::{Audio, DecodeError, LoadError, decode_bytes, decode_file};
 pub use mfcc::{Mfcc, MfccConfig, MfccError, MfccStyle, WindowKind};
-pub use perturb::{PerturbError, Perturbation};
+pub use perturb::{ChainKind, PerturbError, Perturbation};
 pub use pipeline::{ExtractError, FrontEnd, FrontEndConfig};

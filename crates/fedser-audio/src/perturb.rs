@@ -61,6 +61,66 @@ pub enum Perturbation {
     Noise { kind: NoiseKind, snr_db: f64 },
 }
 
+/// A family of recording chains, for choosing which ones training-time augmentation draws
+/// from (`--augment-kinds rate,mp3`): named as the perturbations are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainKind {
+    Gate,
+    Gain,
+    Dc,
+    Rate,
+    Mp3,
+    Vorbis,
+    Pad,
+    Noise,
+}
+
+impl ChainKind {
+    /// Every kind, in the order [`Perturbation::random`] draws from.
+    pub const ALL: [ChainKind; 8] = [
+        Self::Gate,
+        Self::Gain,
+        Self::Dc,
+        Self::Rate,
+        Self::Mp3,
+        Self::Vorbis,
+        Self::Pad,
+        Self::Noise,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gate => "gate",
+            Self::Gain => "gain",
+            Self::Dc => "dc",
+            Self::Rate => "rate",
+            Self::Mp3 => "mp3",
+            Self::Vorbis => "vorbis",
+            Self::Pad => "pad",
+            Self::Noise => "noise",
+        }
+    }
+}
+
+impl fmt::Display for ChainKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ChainKind {
+    type Err = PerturbError;
+
+    fn from_str(text: &str) -> Result<Self, PerturbError> {
+        let text = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == text)
+            .ok_or_else(|| PerturbError::UnknownKind(text.to_owned()))
+    }
+}
+
 /// Why a perturbation name could not be parsed or a perturbation not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum PerturbError {
@@ -69,6 +129,11 @@ pub enum PerturbError {
          vorbis:KBPS, pad:SECONDS, noise:white:SNR or noise:babble:SNR)"
     )]
     Unknown(String),
+    #[error(
+        "unknown recording-chain kind {0:?} (expected gate, gain, dc, rate, mp3, vorbis, pad or \
+         noise)"
+    )]
+    UnknownKind(String),
     #[error("perturbation {name:?}: {why}")]
     BadValue { name: String, why: String },
     #[error("rate conversion: {0}")]
@@ -201,29 +266,41 @@ impl Perturbation {
     /// Vorbis at 48 to 96 kbit/s, 0.5 to 2 s of padding, or white or babble noise at 10 to
     /// 30 dB SNR.
     pub fn random(rng: &mut StdRng) -> Self {
-        match rng.random_range(0..8u32) {
-            0 => Self::Gate {
+        Self::random_of(&ChainKind::ALL, rng)
+    }
+
+    /// A random chain as [`Perturbation::random`], its kind drawn uniformly from `kinds`
+    /// (all kinds when empty).
+    pub fn random_of(kinds: &[ChainKind], rng: &mut StdRng) -> Self {
+        let kinds = if kinds.is_empty() {
+            &ChainKind::ALL[..]
+        } else {
+            kinds
+        };
+        // A `u32` draw, as before kinds could be chosen: the same seeds give the same chains.
+        match kinds[rng.random_range(0..kinds.len() as u32) as usize] {
+            ChainKind::Gate => Self::Gate {
                 threshold_db: rng.random_range(-70.0..-40.0),
             },
-            1 => Self::Gain {
+            ChainKind::Gain => Self::Gain {
                 db: rng.random_range(-30.0..6.0),
             },
-            2 => Self::Dc {
+            ChainKind::Dc => Self::Dc {
                 offset: rng.random_range(-0.02..0.02),
             },
-            3 => Self::Rate {
+            ChainKind::Rate => Self::Rate {
                 hz: [8000, 11_025, 22_050, 44_100][rng.random_range(0..4usize)],
             },
-            4 => Self::Mp3 {
+            ChainKind::Mp3 => Self::Mp3 {
                 kbps: [32, 48, 64, 96][rng.random_range(0..4usize)],
             },
-            5 => Self::Vorbis {
+            ChainKind::Vorbis => Self::Vorbis {
                 kbps: [48, 64, 96][rng.random_range(0..3usize)],
             },
-            6 => Self::Pad {
+            ChainKind::Pad => Self::Pad {
                 seconds: rng.random_range(0.5..2.0),
             },
-            _ => Self::Noise {
+            ChainKind::Noise => Self::Noise {
                 kind: if rng.random::<bool>() {
                     NoiseKind::White
                 } else {
@@ -544,6 +621,38 @@ mod tests {
             kinds.insert(p.to_string().split(':').next().unwrap().to_owned());
         }
         assert_eq!(kinds.len(), 8, "{kinds:?}");
+    }
+
+    #[test]
+    fn chains_can_be_limited_to_some_kinds() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let kinds: Vec<ChainKind> = "rate, mp3".split(',').map(|k| k.parse().unwrap()).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let p = Perturbation::random_of(&kinds, &mut rng);
+            assert!(
+                matches!(p, Perturbation::Rate { .. } | Perturbation::Mp3 { .. }),
+                "{p}"
+            );
+            seen.insert(p.to_string().split(':').next().unwrap().to_owned());
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        // Every kind by name; all kinds draw exactly what `random` draws.
+        for k in ChainKind::ALL {
+            assert_eq!(k.to_string().parse::<ChainKind>().unwrap(), k);
+        }
+        let err = "reverb".parse::<ChainKind>().unwrap_err().to_string();
+        assert!(
+            err.contains("unknown recording-chain kind") && err.contains("reverb"),
+            "{err}"
+        );
+        let (mut a, mut b) = (StdRng::seed_from_u64(9), StdRng::seed_from_u64(9));
+        for _ in 0..50 {
+            assert_eq!(
+                Perturbation::random(&mut a),
+                Perturbation::random_of(&ChainKind::ALL, &mut b)
+            );
+        }
     }
 
     #[test]

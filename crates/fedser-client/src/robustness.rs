@@ -4,7 +4,7 @@
 //! to decide whether a model is fit for their devices; and the same perturbations as
 //! training-time augmentation on a device ([`augment_with_chains`]).
 
-use fedser_audio::{FrontEndConfig, Perturbation};
+use fedser_audio::{ChainKind, FrontEndConfig, Perturbation};
 use fedser_core::{FeatureMatrix, Metrics};
 use fedser_data::cache::{FeatureCache, extract_perturbed};
 use fedser_model::{EmotionModel, Example, evaluate};
@@ -95,8 +95,8 @@ pub fn score(
 
 /// Training-time augmentation with recording chains, run on the device that holds the data:
 /// `copies` times, every speaker's utterances among `indices` pass through one random chain
-/// ([`Perturbation::random`]; one chain per speaker and copy, as if the speaker had also
-/// recorded on another device). The copies are appended to `data` as utterances of the
+/// ([`Perturbation::random_of`] `kinds`, all kinds when empty; one chain per speaker and
+/// copy, as if the speaker had also recorded on another device). The copies are appended to `data` as utterances of the
 /// pseudo-speaker `SPEAKER~CHAIN`, so per-speaker normalisation treats each device's
 /// recordings on their own, as it does at test time. Returns the new utterances' indices. A
 /// chain that fails on an utterance (a codec refusing a rate, say) skips that copy with a
@@ -107,6 +107,7 @@ pub fn augment_with_chains(
     front: &FrontEndConfig,
     cache: Option<&FeatureCache>,
     copies: usize,
+    kinds: &[ChainKind],
     seed: u64,
 ) -> Result<Vec<usize>, RobustnessError> {
     use rand::SeedableRng;
@@ -116,7 +117,8 @@ pub fn augment_with_chains(
         for k in 0..copies {
             let chain_seed =
                 fedser_data::partition::derive_seed(seed, &format!("chain/{speaker}/{k}"));
-            let chain = Perturbation::random(&mut rand::rngs::StdRng::seed_from_u64(chain_seed));
+            let chain =
+                Perturbation::random_of(kinds, &mut rand::rngs::StdRng::seed_from_u64(chain_seed));
             let results = extract_perturbed(&data.corpus, &group, front, cache, &chain)?;
             for (&i, r) in group.iter().zip(results) {
                 match r {

@@ -40,6 +40,9 @@ pub struct ParticipantSettings {
     /// ([`crate::robustness::augment_with_chains`]).
     #[serde(default)]
     pub augment_chains: usize,
+    /// The chain kinds augmentation draws from (empty: all).
+    #[serde(default)]
+    pub augment_kinds: Vec<fedser_audio::ChainKind>,
 }
 
 impl ParticipantSettings {

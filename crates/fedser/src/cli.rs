@@ -382,6 +382,11 @@ pub struct RunFlags {
     /// training recordings, each through one random recording chain (default 0).
     #[arg(long)]
     pub augment_chains: Option<usize>,
+    /// The recording-chain kinds augmentation draws from, comma-separated (gate, gain, dc,
+    /// rate, mp3, vorbis, pad, noise; default all), e.g. `rate,mp3` for telephone-band and
+    /// compressed devices.
+    #[arg(long, value_delimiter = ',')]
+    pub augment_kinds: Option<Vec<fedser_audio::ChainKind>>,
     /// Cut leading and trailing silence before the MFCCs (the robust front end always does).
     #[arg(long)]
     pub trim: bool,
@@ -578,6 +583,11 @@ pub struct TrainCmd {
     /// recordings only.
     #[arg(long, default_value_t = 0)]
     pub augment_chains: usize,
+    /// The chain kinds `--augment-chains` draws from, comma-separated (gate, gain, dc, rate,
+    /// mp3, vorbis, pad, noise; default all), e.g. `rate,mp3` for telephone-band and
+    /// compressed devices.
+    #[arg(long, value_delimiter = ',')]
+    pub augment_kinds: Vec<fedser_audio::ChainKind>,
     /// Run the paper's spectral denoiser before the MFCCs. Off by default: on the clean
     /// studio speech of RAVDESS and EMO-DB it lowered UA (see the README).
     #[arg(long)]

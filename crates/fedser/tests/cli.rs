@@ -417,6 +417,52 @@ fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
     assert_ne!(probabilities[0], probabilities[2]);
 }
 
+/// `--augment-chains N --augment-kinds K`: N extra copies of every training recording, through
+/// chains of the named kinds only; unknown kinds and kinds without N are refused up front.
+#[test]
+fn train_augments_with_chosen_chain_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth_args = ["--synthetic-speakers", "5", "--synthetic-per-emotion", "2"];
+    let train = |extra: &[&str]| {
+        fedser()
+            .args(["train", "--arch", "dnn", "--epochs", "1", "--quiet"])
+            .args(["--test-speakers", "synth_004", "--val-fraction", "0"])
+            .args(synth_args)
+            .args(["--out", dir.path().join("m").to_str().unwrap()])
+            .args(extra)
+            .assert()
+    };
+    let training = |run: &assert_cmd::assert::Assert| -> usize {
+        let err = String::from_utf8(run.get_output().stderr.clone()).unwrap();
+        let words: Vec<&str> = err.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| w.starts_with("training"))
+            .unwrap();
+        words[at - 1].parse().unwrap()
+    };
+    let plain = training(&train(&[]).success());
+    assert_eq!(
+        plain,
+        4 * 5 * 2,
+        "four training speakers, ten utterances each"
+    );
+    let augmented =
+        training(&train(&["--augment-chains", "1", "--augment-kinds", "rate,dc"]).success());
+    assert_eq!(augmented, 2 * plain, "one copy of every training utterance");
+
+    for (args, needle) in [
+        (
+            &["--augment-chains", "1", "--augment-kinds", "reverb"][..],
+            "reverb",
+        ),
+        (&["--augment-kinds", "rate"][..], "--augment-chains N"),
+    ] {
+        let err = String::from_utf8(train(args).failure().get_output().stderr.clone()).unwrap();
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn evaluate_perturb_prints_the_robustness_table_and_figure() {
     let dir = tempfile::tempdir().unwrap();

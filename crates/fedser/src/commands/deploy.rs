@@ -222,6 +222,7 @@ fn participant_settings(cfg: &RunConfig) -> Result<ParticipantSettings> {
             improvised_only: cfg.corpus.iemocap_improvised_only,
         },
         augment_chains: cfg.local.augment_chains,
+        augment_kinds: cfg.local.augment_kinds.clone(),
     })
 }
 
@@ -643,6 +644,7 @@ fn local_data(
             &s.front_end,
             cache,
             s.augment_chains,
+            &s.augment_kinds,
             s.seed ^ id,
         )?;
         fit.extend(added);

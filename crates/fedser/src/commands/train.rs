@@ -32,6 +32,9 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
         spec.max_frames = frames;
     }
     spec.validate().map_err(anyhow::Error::msg)?;
+    if !cmd.augment_kinds.is_empty() && cmd.augment_chains == 0 {
+        anyhow::bail!("--augment-kinds chooses chains for --augment-chains N: give N");
+    }
     let cfg = TrainConfig {
         epochs: cmd.epochs,
         batch_size: cmd.batch_size,
@@ -73,6 +76,7 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
             &front,
             cache.as_ref(),
             cmd.augment_chains,
+            &cmd.augment_kinds,
             cmd.corpus.seed,
         )?;
         fit_idx.extend(&added);

@@ -147,6 +147,8 @@ pub struct LocalConfig {
     /// Training-time augmentation on each device: extra copies of its speakers' training
     /// recordings, each copy through one random recording chain (0: none).
     pub augment_chains: usize,
+    /// The chain kinds augmentation draws from (empty: all).
+    pub augment_kinds: Vec<fedser_audio::ChainKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +246,7 @@ impl Default for LocalConfig {
             optimizer: Optimizer::AdamW,
             class_weights: true,
             augment_chains: 0,
+            augment_kinds: Vec::new(),
         }
     }
 }
@@ -329,6 +332,9 @@ impl RunConfig {
         self.features.trim_silence |= f.trim;
         set!(self.local.epochs, f.local_epochs);
         set!(self.local.augment_chains, f.augment_chains);
+        if let Some(kinds) = &f.augment_kinds {
+            self.local.augment_kinds = kinds.clone();
+        }
         set!(self.local.batch_size, f.batch_size);
         set!(self.local.learning_rate, f.lr);
         set!(self.local.weight_decay, f.weight_decay);
@@ -413,6 +419,9 @@ impl RunConfig {
         }
         if self.local.epochs == 0 || self.local.batch_size == 0 {
             bail!("local epochs and batch size must be at least 1");
+        }
+        if !self.local.augment_kinds.is_empty() && self.local.augment_chains == 0 {
+            bail!("augment_kinds (--augment-kinds) chooses chains for --augment-chains N: give N");
         }
         if !(self.local.learning_rate > 0.0 && self.local.learning_rate.is_finite()) {
             bail!(

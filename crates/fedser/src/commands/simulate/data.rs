@@ -99,6 +99,7 @@ pub fn prepare(
                 &cfg.features,
                 cache,
                 cfg.local.augment_chains,
+                &cfg.local.augment_kinds,
                 cfg.seed ^ id as u64,
             )?;
             fit.extend(added);
