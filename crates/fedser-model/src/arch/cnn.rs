@@ -246,14 +246,7 @@ mod tests {
             ("dW", &fused.2, &composed.2),
             ("db", &fused.3, &composed.3),
         ] {
-            assert_eq!(a.len(), b.len(), "{name}");
-            assert!(a.iter().any(|v| *v != 0.0), "{name} is all zero");
-            for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
-                assert!(
-                    (u - v).abs() < 1e-4,
-                    "{name}[{i}]: fused {u} vs composed {v}"
-                );
-            }
+            crate::arch::assert_agree(name, a, b, 1e-4);
         }
     }
 
@@ -290,14 +283,7 @@ mod tests {
         };
         let (fused, composed) = (run(true), run(false));
         for (name, a, b) in [("y", &fused.0, &composed.0), ("dh", &fused.1, &composed.1)] {
-            assert_eq!(a.len(), b.len(), "{name}");
-            assert!(a.iter().any(|v| *v != 0.0), "{name} is all zero");
-            for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
-                assert!(
-                    (u - v).abs() < 1e-5,
-                    "{name}[{i}]: fused {u} vs composed {v}"
-                );
-            }
+            crate::arch::assert_agree(name, a, b, 1e-5);
         }
     }
 
@@ -346,11 +332,7 @@ mod tests {
         let (fused, burn) = (run(true), run(false));
         let names = ["y", "dx", "dgamma", "dbeta", "running mean", "running var"];
         for ((name, a), b) in names.iter().zip(&fused).zip(&burn) {
-            assert_eq!(a.len(), b.len(), "{name}");
-            assert!(a.iter().any(|v| *v != 0.0), "{name} is all zero");
-            for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
-                assert!((u - v).abs() < 1e-4, "{name}[{i}]: fused {u} vs Burn {v}");
-            }
+            crate::arch::assert_agree(name, a, b, 1e-4);
         }
     }
 

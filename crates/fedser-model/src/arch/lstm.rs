@@ -242,14 +242,7 @@ mod tests {
             ("dWh", &fused.4, &composed.4),
         ];
         for (name, a, b) in pairs {
-            assert_eq!(a.len(), b.len(), "{name}");
-            assert!(a.iter().any(|v| *v != 0.0), "{name} is all zero");
-            for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
-                assert!(
-                    (u - v).abs() < 1e-5,
-                    "{name}[{i}]: fused {u} vs composed {v}"
-                );
-            }
+            crate::arch::assert_agree(name, a, b, 1e-5);
         }
     }
 

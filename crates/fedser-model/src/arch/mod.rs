@@ -162,3 +162,17 @@ pub fn masked_max_time(h: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
     let offset = (mask.unsqueeze_dim::<3>(2) - 1.0) * 1e4;
     (h + offset).max_dim(1).squeeze_dim::<2>(1)
 }
+
+/// Test helper: `fused` and `reference` (named `name`) have the same length, the fused values
+/// are not all zero (a silent no-op cannot pass), and they agree within `tol` everywhere.
+#[cfg(test)]
+pub(crate) fn assert_agree(name: &str, fused: &[f32], reference: &[f32], tol: f32) {
+    assert_eq!(fused.len(), reference.len(), "{name}");
+    assert!(fused.iter().any(|v| *v != 0.0), "{name} is all zero");
+    for (i, (u, v)) in fused.iter().zip(reference).enumerate() {
+        assert!(
+            (u - v).abs() < tol,
+            "{name}[{i}]: fused {u} vs reference {v}"
+        );
+    }
+}
