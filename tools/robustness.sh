@@ -4,7 +4,8 @@
 # one client per remaining speaker when MODE is federated), then scores it with `fedser
 # evaluate --perturb`. Prints, per architecture, the clean UA and for each perturbation the
 # mean UA and the mean change from clean (points of UA; negative is a loss), ± the standard
-# deviation over folds, and the worst fold's change.
+# deviation over folds, and the worst fold's change (and, with several seeds, each seed's
+# clean UA).
 #
 # Usage: [SEEDS="7 1 2"] [PERTURB=standard] tools/robustness.sh MODE CORPUS DATA "FOLD1 FOLD2 ..." "ARCHS" [extra train/simulate flags...]
 #   MODE: central or federated. FOLD: comma-separated test speakers.
@@ -53,6 +54,9 @@ for arch in archs:
         return [statistics.mean(get(runs[(s, k)]) for s in seeds) for k in folds]
     clean = fold_means(lambda r: r["clean"]["ua"])
     print(f"{arch}: clean UA {statistics.mean(clean):.3f} ± {statistics.pstdev(clean):.3f} ({len(runs)} runs)")
+    if len(seeds) > 1:
+        per_seed = {s: statistics.mean(runs[(s, k)]["clean"]["ua"] for k in folds) for s in seeds}
+        print("  clean UA per seed: " + " ".join(f"{s}={u:.3f}" for s, u in per_seed.items()))
     print(f"  {'perturbation':18s} {'UA':>7s} {'change':>16s} {'worst fold':>10s}")
     names = [p["perturbation"] for p in next(iter(runs.values()))["perturbed"]]
     for j, name in enumerate(names):
