@@ -450,6 +450,17 @@ fn train_augments_with_chosen_chain_kinds() {
     let augmented =
         training(&train(&["--augment-chains", "1", "--augment-kinds", "rate,dc"]).success());
     assert_eq!(augmented, 2 * plain, "one copy of every training utterance");
+    // The model file says how it was trained, augmentation included.
+    let meta = safetensors_metadata(&dir.path().join("m").join("model.safetensors"));
+    let recorded: serde_json::Value =
+        serde_json::from_str(meta["fedser.train_config"].as_str().unwrap()).unwrap();
+    assert_eq!(recorded["augment_chains"], 1, "{recorded}");
+    assert_eq!(
+        recorded["augment_kinds"],
+        serde_json::json!(["rate", "dc"]),
+        "{recorded}"
+    );
+    assert_eq!(recorded["epochs"], 1, "{recorded}");
 
     for (args, needle) in [
         (
