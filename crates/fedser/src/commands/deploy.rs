@@ -14,7 +14,7 @@ use fedser_data::partition::train_val_split;
 use fedser_fl::driver::{self, RoundHook};
 use fedser_fl::pipeline::RecordUpdates;
 use fedser_fl::run_dir::{Fingerprint, RunDir};
-use fedser_fl::{ClientPipeline, Server, ServerPipeline, Strategy};
+use fedser_fl::{ClientPipeline, FedStrategy, Server, ServerPipeline, Strategy};
 use fedser_model::EmotionModel;
 use fedser_model::model::train_device;
 use fedser_net::client::{ClientOptions, Connection};
@@ -266,117 +266,16 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
     let (cfg, start) = server_config(&cmd)?;
     let verifier = Verifier::from_file(&cmd.enrolled, Duration::from_secs(120))?;
     let clients = verifier.len();
-    if start == Start::Resume && !cmd.out.is_dir() {
-        bail!(
-            "{} is not a run directory (no such folder)",
-            cmd.out.display()
-        );
-    }
-    let run = RunDir::lock(&cmd.out, "fedser server")?;
-    if start == Start::Fresh && RunDir::has_run(&cmd.out) {
-        bail!(
-            "{} already holds a run; continue it with --resume or choose another --out",
-            cmd.out.display()
-        );
-    }
+    let run = open_server_run(&cmd, &cfg, start, clients)?;
     let settings = participant_settings(&cfg)?;
-    // The run is defined by its settings and its members (the enrolled keys).
-    let mut defining = serde_json::to_value(&cfg)?;
-    defining["enrolled_clients"] = clients.into();
-    simulate::check_fingerprint(&run, &Fingerprint::of(&defining), start)?;
-    run.write_file("config.toml", cfg.to_toml()?.as_bytes())?;
-    cfg.check_against_clients(clients)?;
 
     let test = central_test_set(&cfg, cmd.cache.as_deref(), quiet)?;
     let spec = cfg.model_spec()?;
     let initial = EmotionModel::new(spec.clone(), cfg.seed, &train_device())?;
-    let strategy = simulate::build_strategy(&cfg, initial.statistic_names())?;
-    let (mut server_pipeline, _) = simulate::privacy_pipelines(&cfg, clients, &run)?;
-    if cfg.privacy.record_updates {
-        server_pipeline = ServerPipeline::new()
-            .with_stage(Box::new(RecordUpdates {
-                dir: cmd.out.join("attacker"),
-            }))
-            .then(server_pipeline);
-    }
-    let info = RunInfo {
-        name: cfg.name.clone(),
-        corpus: "(held by the clients)".into(),
-        arch: cfg.model.arch.name().to_string(),
-        strategy: strategy.describe(),
-        rounds_planned: cfg.federation.rounds,
-        parameters: initial.num_params() as u64,
-        clients: (0..clients)
-            .map(|id| ClientInfo {
-                id,
-                name: format!("client-{id}"),
-                train: 0,
-                val: 0,
-                speakers: Vec::new(),
-                gender: None,
-            })
-            .collect(),
-        test_speakers: cfg.split.test_speakers.clone(),
-        test_utterances: test.len(),
-        emotion_counts: [0; fedser_core::Emotion::COUNT],
-        example_audio: None,
-    };
-    if start == Start::Fresh || !cmd.out.join("run.json").is_file() {
-        run.write_file("run.json", serde_json::to_string_pretty(&info)?.as_bytes())?;
-    }
-    let params = initial.params()?;
-    let model_bytes = params.num_bytes() as u64;
-    let mut server = Server::new(
-        strategy,
-        params,
-        (0..clients).collect(),
-        cfg.federation.min_fit_results,
-    )
-    .with_pipeline(server_pipeline);
-    if let Some(settings) = cfg.secagg_settings() {
-        let mut stage = SecAggStage::new(settings);
-        if cfg.privacy.record_updates {
-            stage = stage.recording(cmd.out.join("attacker"));
-        }
-        server = server.with_secure(Box::new(stage));
-    }
-    let (first_round, _) = driver::resume(&run, &mut server)?;
-    if start == Start::Resume {
-        eprintln!(
-            "resuming {} after round {}",
-            cmd.out.display(),
-            first_round - 1
-        );
-        run.record_event(
-            "resume",
-            serde_json::json!({"after_round": first_round - 1, "rounds": cfg.federation.rounds}),
-        )?;
-    }
-
-    let tls = if cmd.insecure {
-        if !cmd.listen.ip().is_loopback() {
-            bail!(
-                "--insecure is for loopback experiments only; {} is not a loopback address",
-                cmd.listen
-            );
-        }
-        eprintln!(
-            "WARNING: --insecure: updates and the model travel in plain text, for loopback \
-             experiments only"
-        );
-        ServerTls::Insecure
-    } else {
-        let read = |p: &Option<std::path::PathBuf>, what: &str| -> Result<Vec<u8>> {
-            let p = p
-                .as_ref()
-                .with_context(|| format!("--{what} is needed (or --insecure)"))?;
-            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
-        };
-        ServerTls::Pem {
-            cert: read(&cmd.tls_cert, "tls-cert")?,
-            key: read(&cmd.tls_key, "tls-key")?,
-        }
-    };
+    let model_bytes = initial.params()?.num_bytes() as u64;
+    let (mut server, first_round) =
+        federation_server(&cmd, &cfg, start, &run, clients, &initial, test.len())?;
+    let tls = server_tls(&cmd)?;
     let net = NetServer::start(
         cmd.listen,
         tls,
@@ -457,6 +356,140 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
         stop_after: None,
     };
     simulate::finish(&run, &opts, test.is_empty(), started)
+}
+
+/// The server's run directory, locked: a fresh run refuses a folder that holds one, a resumed
+/// run needs the folder and the same defining settings (its settings and its members, the
+/// enrolled keys); the configuration is written into it.
+fn open_server_run(
+    cmd: &ServerCmd,
+    cfg: &RunConfig,
+    start: Start,
+    clients: usize,
+) -> Result<RunDir> {
+    if start == Start::Resume && !cmd.out.is_dir() {
+        bail!(
+            "{} is not a run directory (no such folder)",
+            cmd.out.display()
+        );
+    }
+    let run = RunDir::lock(&cmd.out, "fedser server")?;
+    if start == Start::Fresh && RunDir::has_run(&cmd.out) {
+        bail!(
+            "{} already holds a run; continue it with --resume or choose another --out",
+            cmd.out.display()
+        );
+    }
+    let mut defining = serde_json::to_value(cfg)?;
+    defining["enrolled_clients"] = clients.into();
+    simulate::check_fingerprint(&run, &Fingerprint::of(&defining), start)?;
+    run.write_file("config.toml", cfg.to_toml()?.as_bytes())?;
+    cfg.check_against_clients(clients)?;
+    Ok(run)
+}
+
+/// The round logic of a deployed run: strategy, privacy stages (and the attacker's recording
+/// when asked), secure aggregation, resumed from the run's last checkpoint. Writes `run.json`
+/// for the report. Returns the server and the first round to run.
+fn federation_server(
+    cmd: &ServerCmd,
+    cfg: &RunConfig,
+    start: Start,
+    run: &RunDir,
+    clients: usize,
+    initial: &EmotionModel,
+    test_utterances: usize,
+) -> Result<(Server<FedStrategy>, u32)> {
+    let strategy = simulate::build_strategy(cfg, initial.statistic_names())?;
+    let (mut server_pipeline, _) = simulate::privacy_pipelines(cfg, clients, run)?;
+    if cfg.privacy.record_updates {
+        server_pipeline = ServerPipeline::new()
+            .with_stage(Box::new(RecordUpdates {
+                dir: cmd.out.join("attacker"),
+            }))
+            .then(server_pipeline);
+    }
+    let info = RunInfo {
+        name: cfg.name.clone(),
+        corpus: "(held by the clients)".into(),
+        arch: cfg.model.arch.name().to_string(),
+        strategy: strategy.describe(),
+        rounds_planned: cfg.federation.rounds,
+        parameters: initial.num_params() as u64,
+        clients: (0..clients)
+            .map(|id| ClientInfo {
+                id,
+                name: format!("client-{id}"),
+                train: 0,
+                val: 0,
+                speakers: Vec::new(),
+                gender: None,
+            })
+            .collect(),
+        test_speakers: cfg.split.test_speakers.clone(),
+        test_utterances,
+        emotion_counts: [0; fedser_core::Emotion::COUNT],
+        example_audio: None,
+    };
+    if start == Start::Fresh || !cmd.out.join("run.json").is_file() {
+        run.write_file("run.json", serde_json::to_string_pretty(&info)?.as_bytes())?;
+    }
+    let mut server = Server::new(
+        strategy,
+        initial.params()?,
+        (0..clients).collect(),
+        cfg.federation.min_fit_results,
+    )
+    .with_pipeline(server_pipeline);
+    if let Some(settings) = cfg.secagg_settings() {
+        let mut stage = SecAggStage::new(settings);
+        if cfg.privacy.record_updates {
+            stage = stage.recording(cmd.out.join("attacker"));
+        }
+        server = server.with_secure(Box::new(stage));
+    }
+    let (first_round, _) = driver::resume(run, &mut server)?;
+    if start == Start::Resume {
+        eprintln!(
+            "resuming {} after round {}",
+            cmd.out.display(),
+            first_round - 1
+        );
+        run.record_event(
+            "resume",
+            serde_json::json!({"after_round": first_round - 1, "rounds": cfg.federation.rounds}),
+        )?;
+    }
+    Ok((server, first_round))
+}
+
+/// The server's TLS identity from `--tls-cert` / `--tls-key`, or plain text with
+/// `--insecure` (loopback addresses only).
+fn server_tls(cmd: &ServerCmd) -> Result<ServerTls> {
+    Ok(if cmd.insecure {
+        if !cmd.listen.ip().is_loopback() {
+            bail!(
+                "--insecure is for loopback experiments only; {} is not a loopback address",
+                cmd.listen
+            );
+        }
+        eprintln!(
+            "WARNING: --insecure: updates and the model travel in plain text, for loopback \
+             experiments only"
+        );
+        ServerTls::Insecure
+    } else {
+        let read = |p: &Option<std::path::PathBuf>, what: &str| -> Result<Vec<u8>> {
+            let p = p
+                .as_ref()
+                .with_context(|| format!("--{what} is needed (or --insecure)"))?;
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        ServerTls::Pem {
+            cert: read(&cmd.tls_cert, "tls-cert")?,
+            key: read(&cmd.tls_key, "tls-key")?,
+        }
+    })
 }
 
 pub fn client(cmd: ClientCmd, quiet: bool) -> Result<ExitCode> {
