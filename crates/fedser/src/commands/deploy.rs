@@ -12,15 +12,14 @@ use fedser_client::{Held, LocalData, ModelMeta, ParticipantSettings, SpeechClien
 use fedser_data::cache::FeatureCache;
 use fedser_data::partition::train_val_split;
 use fedser_fl::driver::{self, RoundHook};
-use fedser_fl::pipeline::RecordUpdates;
 use fedser_fl::run_dir::{Fingerprint, RunDir};
-use fedser_fl::{ClientPipeline, FedStrategy, Server, ServerPipeline, Strategy};
+use fedser_fl::{ClientPipeline, FedStrategy, Server, Strategy};
 use fedser_model::EmotionModel;
 use fedser_model::model::train_device;
 use fedser_net::client::{ClientOptions, Connection};
 use fedser_net::identity::{Identity, Verifier};
 use fedser_net::server::{NetServer, ServerOptions, ServerTls};
-use fedser_privacy::{DpClientStage, SecAggParticipant, SecAggStage};
+use fedser_privacy::{DpClientStage, SecAggParticipant};
 
 use super::simulate::config::RunConfig;
 use super::simulate::{self, Options, Rounds, Start};
@@ -388,8 +387,7 @@ fn open_server_run(
     Ok(run)
 }
 
-/// The round logic of a deployed run: strategy, privacy stages (and the attacker's recording
-/// when asked), secure aggregation, resumed from the run's last checkpoint. Writes `run.json`
+/// The round logic of a deployed run ([`simulate::round_server`]), after writing `run.json`
 /// for the report. Returns the server and the first round to run.
 fn federation_server(
     cmd: &ServerCmd,
@@ -401,14 +399,6 @@ fn federation_server(
     test_utterances: usize,
 ) -> Result<(Server<FedStrategy>, u32)> {
     let strategy = simulate::build_strategy(cfg, initial.statistic_names())?;
-    let (mut server_pipeline, _) = simulate::privacy_pipelines(cfg, clients, run)?;
-    if cfg.privacy.record_updates {
-        server_pipeline = ServerPipeline::new()
-            .with_stage(Box::new(RecordUpdates {
-                dir: cmd.out.join("attacker"),
-            }))
-            .then(server_pipeline);
-    }
     let info = RunInfo {
         name: cfg.name.clone(),
         corpus: "(held by the clients)".into(),
@@ -434,33 +424,8 @@ fn federation_server(
     if start == Start::Fresh || !cmd.out.join("run.json").is_file() {
         run.write_file("run.json", serde_json::to_string_pretty(&info)?.as_bytes())?;
     }
-    let mut server = Server::new(
-        strategy,
-        initial.params()?,
-        (0..clients).collect(),
-        cfg.federation.min_fit_results,
-    )
-    .with_pipeline(server_pipeline);
-    if let Some(settings) = cfg.secagg_settings() {
-        let mut stage = SecAggStage::new(settings);
-        if cfg.privacy.record_updates {
-            stage = stage.recording(cmd.out.join("attacker"));
-        }
-        server = server.with_secure(Box::new(stage));
-    }
-    let (first_round, _) = driver::resume(run, &mut server)?;
-    if start == Start::Resume {
-        eprintln!(
-            "resuming {} after round {}",
-            cmd.out.display(),
-            first_round - 1
-        );
-        run.record_event(
-            "resume",
-            serde_json::json!({"after_round": first_round - 1, "rounds": cfg.federation.rounds}),
-        )?;
-    }
-    Ok((server, first_round))
+    let (server_pipeline, _) = simulate::privacy_pipelines(cfg, clients, run)?;
+    simulate::round_server(cfg, run, start, strategy, initial, clients, server_pipeline)
 }
 
 /// The server's TLS identity from `--tls-cert` / `--tls-key`, or plain text with

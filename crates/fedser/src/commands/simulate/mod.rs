@@ -256,38 +256,16 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
     let strategy = build_strategy(&cfg, initial.statistic_names())?;
     write_run_info(&run, &cfg, &prepared, &initial, &strategy, start)?;
 
-    let (mut server_pipeline, client_pipeline) =
-        privacy_pipelines(&cfg, prepared.clients.len(), &run)?;
-    if cfg.privacy.record_updates {
-        // First, so it keeps the updates as they arrived, before any stage changes them.
-        server_pipeline = ServerPipeline::new()
-            .with_stage(Box::new(RecordUpdates {
-                dir: dir.join("attacker"),
-            }))
-            .then(server_pipeline);
-    }
-    let mut server = Server::new(
+    let (server_pipeline, client_pipeline) = privacy_pipelines(&cfg, prepared.clients.len(), &run)?;
+    let (mut server, first_round) = round_server(
+        &cfg,
+        &run,
+        start,
         strategy,
-        initial.params()?,
-        (0..prepared.clients.len()).collect(),
-        cfg.federation.min_fit_results,
-    )
-    .with_pipeline(server_pipeline);
-    if let Some(settings) = cfg.secagg_settings() {
-        let mut stage = SecAggStage::new(settings);
-        if cfg.privacy.record_updates {
-            stage = stage.recording(dir.join("attacker"));
-        }
-        server = server.with_secure(Box::new(stage));
-    }
-    let (first_round, _extra) = driver::resume(&run, &mut server)?;
-    if start == Start::Resume {
-        eprintln!("resuming {} after round {}", dir.display(), first_round - 1);
-        run.record_event(
-            "resume",
-            serde_json::json!({"after_round": first_round - 1, "rounds": cfg.federation.rounds}),
-        )?;
-    }
+        &initial,
+        prepared.clients.len(),
+        server_pipeline,
+    )?;
 
     let factory = StoredClients {
         run_dir: dir.clone(),
@@ -360,6 +338,57 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
         return Ok(ExitCode::SUCCESS);
     }
     finish(&run, opts, test.is_empty(), started)
+}
+
+/// The server's round logic for `clients` clients, simulated or deployed: the strategy, the
+/// server-side privacy stages (after the attacker's recording of the updates as they arrived,
+/// when the run asks for it), secure aggregation, resumed from the run's last checkpoint.
+/// Returns the server and the first round to run.
+pub(crate) fn round_server(
+    cfg: &RunConfig,
+    run: &RunDir,
+    start: Start,
+    strategy: FedStrategy,
+    initial: &EmotionModel,
+    clients: usize,
+    mut pipeline: ServerPipeline,
+) -> Result<(Server<FedStrategy>, u32)> {
+    let attacker = run.path().join("attacker");
+    if cfg.privacy.record_updates {
+        // First, so it keeps the updates as they arrived, before any stage changes them.
+        pipeline = ServerPipeline::new()
+            .with_stage(Box::new(RecordUpdates {
+                dir: attacker.clone(),
+            }))
+            .then(pipeline);
+    }
+    let mut server = Server::new(
+        strategy,
+        initial.params()?,
+        (0..clients).collect(),
+        cfg.federation.min_fit_results,
+    )
+    .with_pipeline(pipeline);
+    if let Some(settings) = cfg.secagg_settings() {
+        let mut stage = SecAggStage::new(settings);
+        if cfg.privacy.record_updates {
+            stage = stage.recording(attacker);
+        }
+        server = server.with_secure(Box::new(stage));
+    }
+    let (first_round, _extra) = driver::resume(run, &mut server)?;
+    if start == Start::Resume {
+        eprintln!(
+            "resuming {} after round {}",
+            run.path().display(),
+            first_round - 1
+        );
+        run.record_event(
+            "resume",
+            serde_json::json!({"after_round": first_round - 1, "rounds": cfg.federation.rounds}),
+        )?;
+    }
+    Ok((server, first_round))
 }
 
 /// The DP stages on both sides when the run asks for DP, else empty pipelines.
