@@ -16,7 +16,7 @@
 //! Weights stay in `Conv1d`'s layout `[out, in, k]`, so parameters and model files are those
 //! of `burn::nn::conv::Conv1d`.
 
-use super::packed::matmul;
+use super::matmul::matmul;
 
 /// Sizes: batch, frames, input and output channels, kernel width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

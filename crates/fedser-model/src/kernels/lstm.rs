@@ -3,8 +3,8 @@
 //!
 //! Forward: the input projection of every step is one matrix product (`[t·b, c] × [c, 4n]`,
 //! bias added); each step then adds `h Wh` (one `[b, n] × [n, 4n]` product into the same
-//! rows, against `Wh` packed once for all steps: [`super::packed`]) and runs the gate nonlinearities and the cell update in one vectorised pass over the
-//! row. The activated gates, the cells and `tanh(c)` are kept for the backward pass.
+//! rows, oriented so that `Wh` is read in place: [`super::matmul`]) and runs the gate
+//! nonlinearities and the cell update in one vectorised pass over the row. The activated gates, the cells and `tanh(c)` are kept for the backward pass.
 //!
 //! Backward: one pass per step, latest first, turns the incoming `dh` into the four
 //! pre-activation gate gradients (written over the kept gates) and the recurrent `dh` for the
@@ -17,7 +17,7 @@
 //! inputs and outputs are batch-major (`[b, t, ·]`) like the model's tensors.
 
 use super::math::{sigmoid, tanh};
-use super::packed::{PackedMatrix, matmul, matmul_packed};
+use super::matmul::matmul;
 use super::simd::dispatch;
 
 /// Sizes: batch, steps, input channels, hidden units.
@@ -189,14 +189,13 @@ pub fn forward(dims: Dims, x: &[f32], wx: &[f32], bias: &[f32], wh: &[f32]) -> (
     let mut tanh_cell = vec![0f32; t * b * n];
     let mut hidden = vec![0f32; t * b * n];
     let step = b * n;
-    let wh_packed = PackedMatrix::new(wh, n, g4, (g4, 1));
     for s in 0..t {
         let pre = &mut gates[s * b * g4..(s + 1) * b * g4];
         let (done_h, this_h) = hidden.split_at_mut(s * step);
         let (done_c, this_c) = cell.split_at_mut(s * step);
         let c_prev = if s > 0 {
             let h_prev = &done_h[(s - 1) * step..];
-            matmul_packed(b, h_prev, n, &wh_packed, pre, g4, true);
+            matmul((b, g4, n), pre, g4, true, h_prev, (n, 1), wh, (g4, 1));
             Some(&done_c[(s - 1) * step..])
         } else {
             None
@@ -302,7 +301,13 @@ pub fn backward(mut tape: Tape, d_out: &[f32], wx: &[f32], wh: &[f32], want_dx: 
     let mut dh = swap_batch_time(d_out, b, t, n);
     let mut dc = vec![0f32; step];
     // Wh^T, `[4n, n]`, for the recurrent gradient of every step.
-    let wh_t = PackedMatrix::new(wh, g4, n, (1, g4));
+    // Wh column by column (`[4n, n]` row-major is Wh^T), so the product reads it in place.
+    let mut wh_t = vec![0f32; g4 * n];
+    for i in 0..n {
+        for j in 0..g4 {
+            wh_t[j * n + i] = wh[i * g4 + j];
+        }
+    }
     for s in (0..t).rev() {
         let (before, this) = dh.split_at_mut(s * step);
         let gates = &mut tape.gates[s * b * g4..(s + 1) * b * g4];
@@ -318,7 +323,7 @@ pub fn backward(mut tape: Tape, d_out: &[f32], wx: &[f32], wh: &[f32], want_dx: 
         if s > 0 {
             // dh_{s-1} += dG_s Wh^T.
             let dh_prev = &mut before[(s - 1) * step..];
-            matmul_packed(b, gates, g4, &wh_t, dh_prev, n, true);
+            matmul((b, n, g4), dh_prev, n, true, gates, (g4, 1), &wh_t, (n, 1));
         }
     }
     let d_gates = &tape.gates;

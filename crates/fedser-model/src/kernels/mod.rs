@@ -7,7 +7,7 @@
 //! - [`pool`]: ReLU and max-pooling by 2 over time in one pass.
 //! - [`summary`]: ReLU, then the masked mean and maximum over time (the CNN's summary).
 //! - [`norm`]: batch normalisation (training mode) over channels-last rows.
-//! - [`packed`]: small products against a matrix packed once (the recurrent weights).
+//! - [`matmul`]: matrix products with any strides (the `gemm` crate).
 //! - [`math`]: vectorisable `exp`, sigmoid and `tanh` with stated error bounds.
 //!
 //! Each fused operation has a high-level entry point taking and returning `Tensor`s that
@@ -17,8 +17,8 @@
 pub mod conv;
 pub mod lstm;
 pub mod math;
+pub mod matmul;
 pub mod norm;
-pub mod packed;
 pub mod pool;
 pub(crate) mod simd;
 pub mod summary;

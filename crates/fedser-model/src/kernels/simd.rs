@@ -12,37 +12,24 @@ pub fn has_avx2_fma() -> bool {
 /// `dispatch!(fn name(arg: Type, ...) { body })` defines `fn name` that runs `body` compiled
 /// for AVX2 + FMA where the processor has them, else for the baseline target. The body's
 /// helpers should be `#[inline(always)]` so they are compiled into each build.
-///
-/// `dispatch!(fn name<FMA>(...) { body })` also gives the body a `const FMA: bool`, true in the
-/// AVX2 + FMA build, for [`madd`].
 macro_rules! dispatch {
     (fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
-        $crate::kernels::simd::dispatch!(fn $name<_FMA>($($arg: $ty),*) $body);
-    };
-    (fn $name:ident<$fma:ident>($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
         fn $name($($arg: $ty),*) {
             #[inline(always)]
-            fn generic<const $fma: bool>($($arg: $ty),*) $body
+            fn generic($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) {
-                    generic::<true>($($arg),*)
+                    generic($($arg),*)
                 }
                 if $crate::kernels::simd::has_avx2_fma() {
                     // SAFETY: this processor has the features `avx2` was compiled for.
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            generic::<false>($($arg),*)
+            generic($($arg),*)
         }
     };
 }
 pub(crate) use dispatch;
-
-/// `a · b + c`: one fused instruction in the FMA build (`FMA` from [`dispatch!`]), a product
-/// and a sum elsewhere (where `mul_add` would be a library call).
-#[inline(always)]
-pub fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
-}
