@@ -3,6 +3,8 @@
 
 use burn::prelude::*;
 use fedser_core::FeatureMatrix;
+
+use crate::ModelSpec;
 use rand::RngExt;
 use rand::rngs::StdRng;
 
@@ -14,7 +16,8 @@ pub struct Example {
     pub label: usize,
 }
 
-/// Tensors for one batch.
+/// Tensors for one batch. What the model does not read ([`crate::Arch::reads_frames`],
+/// [`crate::Arch::reads_stats`]) is not computed: its tensors are empty (`[batch, 0, ·]`).
 pub struct Input {
     /// `[batch, frames, coeffs]`, zero-padded.
     pub x: Tensor<3>,
@@ -38,11 +41,11 @@ pub const MIN_FRAMES: usize = 4;
 /// when `crop_rng` is given — augmentation — else the centre) and padded to the longest.
 pub fn input(
     examples: &[&Example],
-    max_frames: usize,
+    spec: &ModelSpec,
     crop_rng: Option<&mut StdRng>,
     device: &Device,
 ) -> Input {
-    input_augmented(examples, max_frames, crop_rng, None, device)
+    input_augmented(examples, spec, crop_rng, None, device)
 }
 
 /// Feature-space augmentation (SpecAugment-style, on normalised MFCCs): one masked time span
@@ -87,11 +90,13 @@ fn augment(frames: &mut [f32], coeffs: usize, aug: Augment, rng: &mut StdRng) {
 /// [`input`] with optional augmentation of every example (training only).
 pub fn input_augmented(
     examples: &[&Example],
-    max_frames: usize,
+    spec: &ModelSpec,
     crop_rng: Option<&mut StdRng>,
     aug: Option<(Augment, &mut StdRng)>,
     device: &Device,
 ) -> Input {
+    let max_frames = spec.max_frames;
+    let (reads_frames, reads_stats) = (spec.arch.reads_frames(), spec.arch.reads_stats());
     let coeffs = examples.first().map_or(13, |e| e.features.coeffs());
     let mut rng = crop_rng;
     let spans: Vec<(usize, usize)> = examples
@@ -107,7 +112,11 @@ pub fn input_augmented(
             (start, len)
         })
         .collect();
-    let frames = spans.iter().map(|s| s.1).max().unwrap_or(1).max(MIN_FRAMES);
+    let frames = if reads_frames {
+        spans.iter().map(|s| s.1).max().unwrap_or(1).max(MIN_FRAMES)
+    } else {
+        0
+    };
     let b = examples.len();
     let mut x = vec![0.0f32; b * frames * coeffs];
     let mut mask = vec![0.0f32; b * frames];
@@ -124,21 +133,27 @@ pub fn input_augmented(
             augment(&mut scratch, coeffs, *a, r);
             src = &scratch;
         }
-        x[i * frames * coeffs..i * frames * coeffs + src.len()].copy_from_slice(src);
-        mask[i * frames..i * frames + avail]
-            .iter_mut()
-            .for_each(|m| *m = 1.0);
+        if reads_frames {
+            x[i * frames * coeffs..i * frames * coeffs + src.len()].copy_from_slice(src);
+            mask[i * frames..i * frames + avail]
+                .iter_mut()
+                .for_each(|m| *m = 1.0);
+        }
         lengths.push(avail.max(1));
-        stats.extend(utterance_stats(src, coeffs));
+        if reads_stats {
+            stats.extend(utterance_stats(src, coeffs));
+        }
     }
+    let per_utterance = if reads_stats {
+        STATS_PER_COEFF * coeffs
+    } else {
+        0
+    };
     Input {
         x: Tensor::<3>::from_data(TensorData::new(x, [b, frames, coeffs]), device),
         mask: Tensor::<2>::from_data(TensorData::new(mask, [b, frames]), device),
         lengths,
-        stats: Tensor::<2>::from_data(
-            TensorData::new(stats, [b, STATS_PER_COEFF * coeffs]),
-            device,
-        ),
+        stats: Tensor::<2>::from_data(TensorData::new(stats, [b, per_utterance]), device),
     }
 }
 
@@ -201,6 +216,44 @@ pub fn labels(examples: &[&Example], device: &Device) -> Tensor<1, Int> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch holds what its model reads: the DNN gets statistics and no frame tensor, the
+    /// frame models padded frames, mask and lengths and no statistics; the statistics equal
+    /// those of the frames either way.
+    #[test]
+    fn batches_hold_what_the_model_reads() {
+        let device = Device::flex();
+        let make = |frames: usize, seed: usize| Example {
+            features: FeatureMatrix::new(
+                frames,
+                3,
+                (0..frames * 3)
+                    .map(|i| ((i * 7 + seed) % 11) as f32 - 5.0)
+                    .collect(),
+            )
+            .unwrap(),
+            label: 0,
+        };
+        let (a, b) = (make(6, 1), make(9, 2));
+        let examples = [&a, &b];
+        let spec = |arch| ModelSpec {
+            n_features: 3,
+            ..ModelSpec::new(arch)
+        };
+        let dnn = input(&examples, &spec(crate::Arch::Dnn), None, &device);
+        assert_eq!(dnn.x.dims(), [2, 0, 3]);
+        assert_eq!(dnn.stats.dims(), [2, STATS_PER_COEFF * 3]);
+        let stats = dnn.stats.into_data().try_into_vec::<f32>().unwrap();
+        let mut want = utterance_stats(a.features.as_slice(), 3);
+        want.extend(utterance_stats(b.features.as_slice(), 3));
+        assert_eq!(stats, want);
+        let cnn = input(&examples, &spec(crate::Arch::Cnn), None, &device);
+        assert_eq!(cnn.x.dims(), [2, 9, 3]);
+        assert_eq!(cnn.stats.dims(), [2, 0]);
+        assert_eq!(cnn.lengths, vec![6, 9]);
+        let mask = cnn.mask.into_data().try_into_vec::<f32>().unwrap();
+        assert_eq!(mask.iter().sum::<f32>(), 15.0);
+    }
 
     /// Against the statistics written out per coefficient.
     #[test]

@@ -245,8 +245,7 @@ pub fn train_observed(
             let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
             let crop = cfg.random_crop.then_some(&mut crop_rng);
             let aug = cfg.augment.map(|a| (a, &mut aug_rng));
-            let input =
-                batch::input_augmented(&examples, model.spec.max_frames, crop, aug, &device);
+            let input = batch::input_augmented(&examples, &model.spec, crop, aug, &device);
             let labels = batch::labels(&examples, &device);
             let logits = model.forward(&input, Some(&mut rng));
             let mut loss = loss_fn.forward(logits, labels);
@@ -320,7 +319,7 @@ pub fn predict(model: &EmotionModel, examples: &[Example], batch_size: usize) ->
     let mut out = Vec::with_capacity(examples.len());
     let refs: Vec<&Example> = examples.iter().collect();
     for chunk in refs.chunks(batch_size.max(1)) {
-        let input = batch::input(chunk, eval.spec.max_frames, None, &device);
+        let input = batch::input(chunk, &eval.spec, None, &device);
         let probs = burn::tensor::activation::softmax(eval.forward(&input, None), 1);
         let flat = probs
             .into_data()

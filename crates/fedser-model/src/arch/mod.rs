@@ -31,6 +31,17 @@ pub enum Arch {
 
 impl Arch {
     /// Name as written in files and flags.
+    /// Whether the model reads the frames ([`crate::batch::Input::x`], `mask`, `lengths`);
+    /// batching skips what a model does not read.
+    pub fn reads_frames(self) -> bool {
+        !matches!(self, Arch::Dnn)
+    }
+
+    /// Whether the model reads the utterance statistics ([`crate::batch::Input::stats`]).
+    pub fn reads_stats(self) -> bool {
+        matches!(self, Arch::Dnn)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Arch::Dnn => "dnn",
