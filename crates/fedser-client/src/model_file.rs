@@ -31,19 +31,20 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
-    /// `train` is any serialisable description of the training settings.
+    /// `train` is any serialisable description of the training settings; one that does not
+    /// serialise is an error, never a model file silently without them.
     pub fn new(
         front_end: FrontEndConfig,
         norm: NormRecord,
         train: &impl serde::Serialize,
         test_speakers: Vec<String>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
             front_end,
             norm,
-            train: serde_json::to_string(train).ok(),
+            train: Some(serde_json::to_string(train)?),
             test_speakers,
-        }
+        })
     }
 
     /// The entries written into the file.

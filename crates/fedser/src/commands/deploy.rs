@@ -316,7 +316,7 @@ pub fn server(cmd: ServerCmd, quiet: bool) -> Result<ExitCode> {
             },
             &cfg.local,
             cfg.split.test_speakers.clone(),
-        ),
+        )?,
         stop_after: None,
     };
     hook.bar.set_position((first_round - 1) as u64);

@@ -56,7 +56,7 @@ pub fn run(cmd: TrainCmd, quiet: bool) -> Result<ExitCode> {
     let mut record = serde_json::to_value(&cfg)?;
     record["augment_chains"] = cmd.augment_chains.into();
     record["augment_kinds"] = serde_json::to_value(&cmd.augment_kinds)?;
-    let meta = ModelMeta::new(front, norm, &record, test_speakers.clone());
+    let meta = ModelMeta::new(front, norm, &record, test_speakers.clone())?;
     let model_path = cmd.out.join("model.safetensors");
     fedser_client::model_file::save(&model, &model_path, &meta)?;
     let report = serde_json::json!({

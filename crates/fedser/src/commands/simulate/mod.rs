@@ -291,7 +291,7 @@ fn execute(cfg: RunConfig, run: RunDir, start: Start, opts: &Options) -> Result<
             prepared.norm.clone(),
             &cfg.local,
             prepared.test_speakers.clone(),
-        ),
+        )?,
         stop_after: opts.stop_after,
     };
     hook.bar.set_position((first_round - 1) as u64);
