@@ -2,7 +2,7 @@
 //! forward and backward, as matrix products on plain `f32` slices.
 //!
 //! Each sequence is copied once into a zero-padded buffer (`left = (k-1)/2` zero frames
-//! before it, the rest after). In that buffer the `k` frames a output frame sees are one
+//! before it, the rest after). In that buffer the `k` frames an output frame sees are one
 //! contiguous run of `k·in` values, and the run of the next frame starts `in` values later:
 //! the unfolded input `U [t, k·in]` is a strided view (row stride `in`) of the padded
 //! sequence, never written out, and the forward pass is one product `U W` per sequence with
@@ -89,6 +89,9 @@ fn rearrange(d: Dims, weight: &[f32]) -> Vec<f32> {
 fn pad(d: Dims, x: &[f32], channels: usize, before: usize) -> Vec<f32> {
     let (t, tp) = (d.steps, d.padded());
     let mut padded = vec![0f32; d.batch * tp * channels];
+    if t == 0 {
+        return padded;
+    }
     for (src, dst) in x
         .chunks_exact(t * channels)
         .zip(padded.chunks_exact_mut(tp * channels))
@@ -266,7 +269,7 @@ mod tests {
 
     #[test]
     fn forward_and_backward_match_the_written_out_convolution() {
-        for (kernel, steps) in [(5, 7), (3, 1), (4, 6), (1, 3)] {
+        for (kernel, steps) in [(5, 7), (3, 1), (4, 6), (1, 3), (3, 0)] {
             let d = Dims {
                 batch: 2,
                 steps,
