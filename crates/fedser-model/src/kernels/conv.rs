@@ -84,6 +84,20 @@ fn rearrange(d: Dims, weight: &[f32]) -> Vec<f32> {
     w
 }
 
+/// [`rearrange`]'s inverse: `[k·in, out]` -> `[out, in, k]`.
+fn unrearrange(d: Dims, w: &[f32]) -> Vec<f32> {
+    let (c, k, out) = (d.inputs, d.kernel, d.outputs);
+    let mut weight = vec![0f32; out * c * k];
+    for o in 0..out {
+        for i in 0..c {
+            for j in 0..k {
+                weight[(o * c + i) * k + j] = w[(j * c + i) * out + o];
+            }
+        }
+    }
+    weight
+}
+
 /// `[b, t, ch]` -> `[b, t + k - 1, ch]` with `before` zero frames ahead of each sequence
 /// (and `k - 1 - before` after it).
 fn pad(d: Dims, x: &[f32], channels: usize, before: usize) -> Vec<f32> {
@@ -170,11 +184,10 @@ pub fn backward(tape: &Tape, dy: &[f32], want_dx: bool) -> Grads {
             *acc += v;
         }
     }
-    let mut weight = vec![0f32; out * c * k];
     if b * t == 0 {
         return Grads {
             x: want_dx.then(Vec::new),
-            weight,
+            weight: vec![0f32; out * c * k],
             bias,
         };
     }
@@ -197,13 +210,7 @@ pub fn backward(tape: &Tape, dy: &[f32], want_dx: bool) -> Grads {
         &dyp[d.right() * out..],
         (out, 1),
     );
-    for o in 0..out {
-        for i in 0..c {
-            for j in 0..k {
-                weight[(o * c + i) * k + j] = dw_r[(j * c + i) * out + o];
-            }
-        }
-    }
+    let weight = unrearrange(d, &dw_r);
     let x = want_dx.then(|| {
         // dx[s] = Σ_j' dyp[s + j'] W_{k-1-j'}^T: a window of k padded dY rows times the
         // flipped, transposed weights [k·out, in].
