@@ -15,45 +15,11 @@ set -euo pipefail
 venv=$1; ravdess=${2:-../shared/data/ravdess-dev}; repeats=${3:-3}
 rounds=${ROUNDS:-30}; epochs=${LOCAL_EPOCHS:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
-peers="$here/../shared/peers"
-. "$here/tools/fedser_bin.sh"
-work=$(mktemp -d)
-"$venv/bin/python" "$peers/flower_bench.py" features --wav-dir "$ravdess" --out "$work/ravdess.npz" \
-  --classes neutral,happy,angry,sad,fear > /dev/null
-# Warm fedser's feature cache once: the peer reads precomputed features too.
-"$fedser" corpus --corpus ravdess --data "$ravdess" --extract --cache "$work/cache" -q > /dev/null
-for r in $(seq 1 "$repeats"); do
-  /usr/bin/time -f "%e %M" -o "$work/flower_$r.time" "$venv/bin/python" "$peers/flower_bench.py" flower \
-    --feats "$work/ravdess.npz" --model cnn --partition speaker --clients 10 --rounds "$rounds" \
-    --local-epochs "$epochs" --batch 32 --lr 0.001 --test-speakers ravdess_11,ravdess_12 \
-    --json "$work/flower_$r.json" > /dev/null 2>&1
-  /usr/bin/time -f "%e %M" -o "$work/fedser_$r.time" "$fedser" simulate -q --corpus ravdess \
-    --data "$ravdess" --cache "$work/cache" --arch cnn --partition speaker \
-    --test-speakers ravdess_11,ravdess_12 --rounds "$rounds" --local-epochs "$epochs" \
-    --batch-size 32 --lr 0.001 --optimizer adam --weight-decay 0 --min-clients 10 \
-    --val-fraction 0 --fraction-evaluate 0 --no-report --out "$work/fedser_$r" \
-    ${FEDSER_FLAGS:-} > /dev/null
-done
-python3 - "$work" "$repeats" <<'PY'
-import json, statistics, sys, os
-work, n = sys.argv[1], int(sys.argv[2])
-def t(name):
-    wall, kb = open(os.path.join(work, name)).read().split()[-2:]
-    return float(wall), float(kb) / 1024
-runs = range(1, n + 1)
-fl = [json.load(open(f"{work}/flower_{r}.json")) for r in runs]
-fs = [json.loads(open(f"{work}/fedser_{r}/metrics.jsonl").read().splitlines()[-1])["central"] for r in runs]
-print(f"{'run':4s} {'Flower s':>9s} {'fedser s':>9s} {'ratio':>6s} {'Flower UA':>10s} {'fedser UA':>10s}")
-for r, f, c in zip(runs, fl, fs):
-    fw, sw = t(f"flower_{r}.time")[0], t(f"fedser_{r}.time")[0]
-    print(f"{r:<4d} {fw:9.1f} {sw:9.1f} {fw / sw:6.1f} {f['final']['recall_macro']:10.3f} {c['ua']:10.3f}")
-fl_wall = statistics.median(t(f"flower_{r}.time")[0] for r in runs)
-fs_wall = statistics.median(t(f"fedser_{r}.time")[0] for r in runs)
-fl_mem = statistics.median(f["peak_tree_pss_mib"] for f in fl)
-fs_mem = statistics.median(t(f"fedser_{r}.time")[1] for r in runs)
-print(f"medians: Flower {fl_wall:.1f} s, {fl_mem:.0f} MiB, UA {statistics.median(f['final']['recall_macro'] for f in fl):.3f} "
-      f"(accuracy {statistics.median(f['final']['accuracy'] for f in fl):.3f}); "
-      f"fedser {fs_wall:.1f} s, {fs_mem:.0f} MiB, UA {statistics.median(c['ua'] for c in fs):.3f} "
-      f"(accuracy {statistics.median(c['accuracy'] for c in fs):.3f})")
-print(f"fedser {fl_wall / fs_wall:.1f}x faster, {fl_mem / fs_mem:.1f}x less memory (ratio of medians of {n})")
-PY
+. "$here/tools/flower_job.sh"
+flower_args=(--model cnn --partition speaker --clients 10 --rounds "$rounds" --local-epochs "$epochs"
+  --batch 32 --lr 0.001 --test-speakers ravdess_11,ravdess_12)
+# shellcheck disable=SC2206 # FEDSER_FLAGS is split into words on purpose
+fedser_args=(--arch cnn --partition speaker --test-speakers ravdess_11,ravdess_12 --rounds "$rounds"
+  --local-epochs "$epochs" --batch-size 32 --lr 0.001 --optimizer adam --weight-decay 0
+  --min-clients 10 --val-fraction 0 --fraction-evaluate 0 ${FEDSER_FLAGS:-})
+flower_job ravdess "$ravdess" "$ravdess" "$repeats"
