@@ -108,6 +108,44 @@ fn gain_dc_and_padding_leave_the_features_in_place() {
     }
 }
 
+/// A recording cut tight around the speech (20 ms of room tone at each end, as EMO-DB's are)
+/// and its copy padded with 2 s of digital silence give the same features, frame for frame
+/// (within 0.2 log units): the margins are cut down to, and filled up to, exactly the kept
+/// length.
+#[test]
+fn a_tightly_cut_recording_and_its_padded_copy_agree_frame_for_frame() {
+    let studio = studio_recording();
+    let rate = studio.sample_rate as usize;
+    // The speech starts at 1 s and lasts 3 s; keep 20 ms either side.
+    let tight = Audio {
+        samples: studio.samples[rate - rate / 50..4 * rate + rate / 50].to_vec(),
+        sample_rate: studio.sample_rate,
+    };
+    let padded = Perturbation::Pad { seconds: 2.0 }.apply(&tight, 0).unwrap();
+    let filled = FrontEndConfig::robust_filled();
+    let (a, b) = (features(&filled, &tight), features(&filled, &padded));
+    assert_eq!(a.frames(), b.frames());
+    let worst = a
+        .rows()
+        .zip(b.rows())
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0f32, f32::max);
+    // Not bit for bit: the mean removed from each copy is taken over its own length.
+    assert!(worst < 0.2, "{worst}");
+    assert!(mean_shift(&a, &b) < TOLERANCE / 10.0);
+    // Kept 0.5 s at each end: 4 s of 20 ms frames, give or take the trimmer's 10 ms hop.
+    assert!((195..=205).contains(&a.frames()), "{}", a.frames());
+    // Without filling (the default), the padded copy keeps silence the tight one never had.
+    let unfilled = FrontEndConfig::robust();
+    let (c, d) = (features(&unfilled, &tight), features(&unfilled, &padded));
+    assert!(
+        d.frames() > c.frames() + 40,
+        "{} {}",
+        c.frames(),
+        d.frames()
+    );
+}
+
 #[test]
 fn a_front_end_recorded_before_the_robust_one_reads_back_as_classic() {
     // The front-end entry of a fedser 0.1 model file or run folder.
@@ -127,6 +165,11 @@ fn a_front_end_recorded_before_the_robust_one_reads_back_as_classic() {
         }
     );
     assert!(serde_json::from_str::<FrontEndConfig>(r#"{"dither": 1}"#).is_err());
+    // A robust record from before margins could be filled computes without filling.
+    let mut record = serde_json::to_value(FrontEndConfig::robust_filled()).unwrap();
+    record.as_object_mut().unwrap().remove("fill_margins");
+    let cfg: FrontEndConfig = serde_json::from_value(record).unwrap();
+    assert_eq!(cfg, FrontEndConfig::robust());
     // And what is recorded now reads back as itself.
     let robust = FrontEndConfig::robust();
     let back: FrontEndConfig =

@@ -375,7 +375,8 @@ pub struct RunFlags {
     /// Run the paper's spectral denoiser before the MFCCs (off by default; see the README).
     #[arg(long)]
     pub denoise: bool,
-    /// The training front end: robust (default) or classic (see `fedser train --help`).
+    /// The training front end: robust (default), robust-fill or classic (see
+    /// `fedser train --help`).
     #[arg(long)]
     pub front_end: Option<FrontEndChoice>,
     /// Training-time augmentation on each device: this many extra copies of its speakers'
@@ -570,8 +571,10 @@ pub struct TrainCmd {
     #[arg(long, default_value_t = Norm::Speaker)]
     pub norm: Norm,
     /// The training front end: robust (invariant to gates, gain, DC, rates from 8 kHz,
-    /// codecs and padded silence; see the README) or classic (fedser 0.1's full-band MFCC of
-    /// the normalised signal). Recorded in the model file, so evaluate and predict do the same.
+    /// codecs and padded silence; see the README), robust-fill (the same with the silent
+    /// margins filled up to exactly 0.5 s, for recordings cut tight around the speech) or
+    /// classic (fedser 0.1's full-band MFCC of the normalised signal). Recorded in the model
+    /// file, so evaluate and predict do the same.
     #[arg(long, default_value = "robust")]
     pub front_end: FrontEndChoice,
     /// Cut leading and trailing silence before the MFCCs (the robust front end always does).
@@ -902,7 +905,12 @@ pub struct FrontEndArgs {
 /// A named training front end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FrontEndChoice {
+    /// Invariant to gates, gain, DC, rates, codecs and padded silence (the default).
     Robust,
+    /// The robust front end with margins filled up to exactly 0.5 s of silence, for corpora
+    /// cut tight around the speech that devices will pad (costs clean UA, see the README).
+    RobustFill,
+    /// fedser 0.1's full-band MFCC of the normalised signal.
     Classic,
 }
 
@@ -911,6 +919,7 @@ impl FrontEndChoice {
     pub fn config(self) -> FrontEndConfig {
         match self {
             Self::Robust => FrontEndConfig::robust(),
+            Self::RobustFill => FrontEndConfig::robust_filled(),
             Self::Classic => FrontEndConfig::classic(),
         }
     }
@@ -931,6 +940,7 @@ impl FrontEndArgs {
             remove_dc: false,
             floor_db: 0.0,
             trim_keep_seconds: 0.0,
+            fill_margins: false,
             mfcc: MfccConfig {
                 winlen: self.winlen,
                 winstep: self.winstep,

@@ -359,6 +359,7 @@ fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
             &["--front-end", "classic", "--denoise", "--trim"][..],
         ),
         ("robust", &[][..]),
+        ("filled", &["--front-end", "robust-fill"][..]),
     ] {
         let out = dir.path().join(name);
         let trained = fedser()
@@ -412,6 +413,10 @@ fn train_records_its_front_end_and_evaluate_computes_features_the_same_way() {
     assert_eq!(front_ends[2]["remove_dc"], true);
     assert!(front_ends[2]["floor_db"].as_f64().unwrap() < 0.0);
     assert!(front_ends[2]["trim_keep_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(front_ends[2]["fill_margins"], false);
+    // robust-fill is the robust front end with its margins filled, and says so.
+    assert_eq!(front_ends[3]["fill_margins"], true);
+    assert_eq!(front_ends[3]["floor_db"], front_ends[2]["floor_db"]);
     // Same seed and data, so only the features the flags changed can make the models differ.
     assert_ne!(probabilities[0], probabilities[1]);
     assert_ne!(probabilities[0], probabilities[2]);
