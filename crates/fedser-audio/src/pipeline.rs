@@ -47,7 +47,8 @@ pub struct FrontEndConfig {
     /// before or after the speech, fill it up with digital silence (which the floor renders as
     /// the floor), so that every recording's margins are exactly that long. A file cut tight
     /// around the speech and a padded copy of it then give the same features. Off in
-    /// [`FrontEndConfig::robust`] (it cost clean UA, see [`FrontEndConfig::robust_filled`]).
+    /// [`FrontEndConfig::wideband`] (it cost clean UA, see [`FrontEndConfig::wideband_filled`]);
+    /// nothing to fill in [`FrontEndConfig::robust`], which keeps no margins.
     pub fill_margins: bool,
     /// The MFCC settings.
     pub mfcc: MfccConfig,
@@ -60,20 +61,36 @@ impl Default for FrontEndConfig {
     }
 }
 
-/// Noise floor of the robust front end, below the recording's peak: above the 16-bit noise
-/// floor of a quietly recorded file (RAVDESS has files peaking at -36 dBFS, whose floor then
-/// sits 55 to 60 dB below their peak), below breaths and speech onsets.
-pub const ROBUST_FLOOR_DB: f64 = -55.0;
-/// Silence kept at each end by the robust front end.
-pub const ROBUST_TRIM_KEEP_SECONDS: f64 = 0.5;
+/// Noise floor of the robust front end, below the recording's peak: the expected spectrum of
+/// white noise 40 dB under the peak is added to every frame before the filterbank, so whatever
+/// lies below it (a device's hiss, a gate's digital zeros, a codec's quantisation noise, faint
+/// room tone) gives the same features. Chosen by measurement on RAVDESS (−55, −50, −45 and
+/// −40 dB; see the README): −40 gave the DNN's best clean UA and both models' smallest losses.
+pub const ROBUST_FLOOR_DB: f64 = -40.0;
+/// Upper edge of the robust front end's mel filterbank, in Hz: what an 8 kHz (telephone-band)
+/// recording holds, so that a narrowband device and a wideband one give the same features.
+pub const ROBUST_BAND_HZ: f64 = 4_000.0;
+/// Silence kept at each end by the robust front end: none (trimmed to the speech, so padding
+/// and tight cuts give the same frames).
+pub const ROBUST_TRIM_KEEP_SECONDS: f64 = 0.0;
+
+/// The wideband front end's floor, below the recording's peak: above the 16-bit noise floor of
+/// a quietly recorded file (RAVDESS has files peaking at −36 dBFS, whose floor then sits 55 to
+/// 60 dB below their peak), below breaths and speech onsets.
+pub const WIDEBAND_FLOOR_DB: f64 = -55.0;
+/// Silence kept at each end by the wideband front end.
+pub const WIDEBAND_TRIM_KEEP_SECONDS: f64 = 0.5;
 
 impl FrontEndConfig {
     /// The front end fedser trains on, built to give the same features whatever device
-    /// recorded the voice: 16 kHz, DC removed, peak-normalised (gain), silence beyond half a
-    /// second at either end cut (padding), and psf-style MFCC (13 × 20 ms / 20 ms) over a
-    /// noise-power floor 55 dB below the peak (gates, digital silence, a device's own hiss).
-    /// It keeps the full band: limiting the filterbank to what an 8 kHz recording holds cost
-    /// 2 to 4 points of clean UA; train with `--augment-chains` for telephone-band devices.
+    /// recorded the voice: 16 kHz, DC removed, peak-normalised (gain), silence cut at both
+    /// ends down to the speech (padding), and psf-style MFCC (13 × 20 ms / 20 ms, c0 the
+    /// cepstral one) of the telephone band (0–4 kHz, whatever rate a device records at) over
+    /// a noise-power floor
+    /// 40 dB below the peak (gates, digital silence, hiss, codecs, faint noise). Measured
+    /// against [`FrontEndConfig::wideband`] (see the README): both models within 2 points of
+    /// their clean UA for every chain of the bar on RAVDESS and EMO-DB, clean UA up on RAVDESS
+    /// and 1 to 2 points down on EMO-DB.
     pub fn robust() -> Self {
         Self {
             trim_silence: true,
@@ -81,20 +98,41 @@ impl FrontEndConfig {
             floor_db: ROBUST_FLOOR_DB,
             trim_keep_seconds: ROBUST_TRIM_KEEP_SECONDS,
             fill_margins: false,
+            mfcc: MfccConfig {
+                highfreq: Some(ROBUST_BAND_HZ),
+                // c0 from the band's filters, not psf's energy of the whole spectrum (which
+                // pre-emphasis weights towards the upper band an 8 kHz device lacks).
+                append_energy: false,
+                ..MfccConfig::psf()
+            },
             ..Self::classic()
         }
     }
 
-    /// The robust front end with margins of exactly half a second: shorter ones are filled
+    /// The full-band front end that was fedser's default before [`FrontEndConfig::robust`]
+    /// took the telephone band: 16 kHz, DC removed, peak-normalised, half a second of silence
+    /// kept at either end, psf-style MFCC over 0–8 kHz above a floor 55 dB below the peak.
+    /// Invariant to gates, gain, DC, 22.05/48 kHz and codecs, but an 8 kHz recording costs
+    /// its DNN 10 to 17 points of UA: for fleets of wideband devices only.
+    pub fn wideband() -> Self {
+        Self {
+            floor_db: WIDEBAND_FLOOR_DB,
+            trim_keep_seconds: WIDEBAND_TRIM_KEEP_SECONDS,
+            mfcc: MfccConfig::psf(),
+            ..Self::robust()
+        }
+    }
+
+    /// The wideband front end with margins of exactly half a second: shorter ones are filled
     /// up with digital silence, so a corpus cut tight around the speech (EMO-DB) and padded
     /// copies of it give the same features. Measured on EMO-DB (five folds, seeds 7, 1, 2)
     /// it brought 2 s of padding from −7.5 to +0.9 points of UA for the CNN and −3.2 to −0.8
     /// for the DNN, but cost the CNN 3.2 points of clean UA and both models 3 to 7 more
-    /// points at 8 kHz, so it is a choice (`--front-end robust-fill`), not the default.
-    pub fn robust_filled() -> Self {
+    /// points at 8 kHz (`--front-end wideband-fill`).
+    pub fn wideband_filled() -> Self {
         Self {
             fill_margins: true,
-            ..Self::robust()
+            ..Self::wideband()
         }
     }
 

@@ -1,7 +1,7 @@
 //! The robust front end gives a recording and its copies from other recording chains the same
 //! features: a gated copy (silence as exact digital zeros), a quieter copy, one with a DC
-//! offset, and one padded with silence. The classic front end, which these tests also run,
-//! does not: that is what the robust one is for.
+//! offset, one padded with silence and one recorded at 8 kHz. The classic and wideband front
+//! ends, which these tests also run, do not: that is what the robust one is for.
 
 use fedser_audio::synth::{speech_like, white_noise};
 use fedser_audio::{Audio, FrontEnd, FrontEndConfig, Perturbation};
@@ -110,34 +110,52 @@ fn gain_dc_and_padding_leave_the_features_in_place() {
 
 /// A recording cut tight around the speech (20 ms of room tone at each end, as EMO-DB's are)
 /// and its copy padded with 2 s of digital silence give the same features, frame for frame
-/// (within 0.2 log units): the margins are cut down to, and filled up to, exactly the kept
-/// length.
+/// (within 0.2 log units), with the robust front end (trimmed to the speech) and with the
+/// wideband one when it fills its margins (cut down to, and filled up to, exactly 0.5 s).
 #[test]
 fn a_tightly_cut_recording_and_its_padded_copy_agree_frame_for_frame() {
-    let studio = studio_recording();
+    let tight = tight_cut(&studio_recording());
+    let padded = Perturbation::Pad { seconds: 2.0 }.apply(&tight, 0).unwrap();
+    let robust = FrontEndConfig::robust();
+    let (a, b) = (features(&robust, &tight), features(&robust, &padded));
+    assert_eq!(a.frames(), b.frames());
+    assert!(max_difference(&a, &b) < 0.2);
+    // Trimmed to the speech: at most its 3 s of 20 ms frames (its quiet fade-in and
+    // fade-out fall under the floor), and no room tone.
+    assert!((135..=152).contains(&a.frames()), "{}", a.frames());
+    wideband_fill_agrees(&tight, &padded);
+}
+
+/// The studio recording's speech (1 s to 4 s) with 20 ms of room tone either side.
+fn tight_cut(studio: &Audio) -> Audio {
     let rate = studio.sample_rate as usize;
-    // The speech starts at 1 s and lasts 3 s; keep 20 ms either side.
-    let tight = Audio {
+    Audio {
         samples: studio.samples[rate - rate / 50..4 * rate + rate / 50].to_vec(),
         sample_rate: studio.sample_rate,
-    };
-    let padded = Perturbation::Pad { seconds: 2.0 }.apply(&tight, 0).unwrap();
-    let filled = FrontEndConfig::robust_filled();
-    let (a, b) = (features(&filled, &tight), features(&filled, &padded));
-    assert_eq!(a.frames(), b.frames());
-    let worst = a
-        .rows()
+    }
+}
+
+/// The largest difference between two matrices of the same shape.
+fn max_difference(a: &FeatureMatrix, b: &FeatureMatrix) -> f32 {
+    a.rows()
         .zip(b.rows())
         .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
-        .fold(0.0f32, f32::max);
+        .fold(0.0f32, f32::max)
+}
+
+fn wideband_fill_agrees(tight: &Audio, padded: &Audio) {
+    let filled = FrontEndConfig::wideband_filled();
+    let (a, b) = (features(&filled, tight), features(&filled, padded));
+    assert_eq!(a.frames(), b.frames());
     // Not bit for bit: the mean removed from each copy is taken over its own length.
+    let worst = max_difference(&a, &b);
     assert!(worst < 0.2, "{worst}");
     assert!(mean_shift(&a, &b) < TOLERANCE / 10.0);
     // Kept 0.5 s at each end: 4 s of 20 ms frames, give or take the trimmer's 10 ms hop.
     assert!((195..=205).contains(&a.frames()), "{}", a.frames());
-    // Without filling (the default), the padded copy keeps silence the tight one never had.
-    let unfilled = FrontEndConfig::robust();
-    let (c, d) = (features(&unfilled, &tight), features(&unfilled, &padded));
+    // Without filling, the padded copy keeps silence the tight one never had.
+    let unfilled = FrontEndConfig::wideband();
+    let (c, d) = (features(&unfilled, tight), features(&unfilled, padded));
     assert!(
         d.frames() > c.frames() + 40,
         "{} {}",
@@ -165,11 +183,11 @@ fn a_front_end_recorded_before_the_robust_one_reads_back_as_classic() {
         }
     );
     assert!(serde_json::from_str::<FrontEndConfig>(r#"{"dither": 1}"#).is_err());
-    // A robust record from before margins could be filled computes without filling.
-    let mut record = serde_json::to_value(FrontEndConfig::robust_filled()).unwrap();
+    // A record from before margins could be filled computes without filling.
+    let mut record = serde_json::to_value(FrontEndConfig::wideband_filled()).unwrap();
     record.as_object_mut().unwrap().remove("fill_margins");
     let cfg: FrontEndConfig = serde_json::from_value(record).unwrap();
-    assert_eq!(cfg, FrontEndConfig::robust());
+    assert_eq!(cfg, FrontEndConfig::wideband());
     // And what is recorded now reads back as itself.
     let robust = FrontEndConfig::robust();
     let back: FrontEndConfig =
@@ -236,4 +254,25 @@ fn digital_silence_and_a_faint_hiss_give_the_same_floor_frames() {
     let classic = FrontEndConfig::classic();
     let (c, d) = (features(&classic, &zeros), features(&classic, &hiss));
     assert!((c.row(last)[0] - d.row(last)[0]).abs() > 10.0);
+}
+
+/// A copy recorded at 8 kHz (the telephone band) gives the robust front end the same features:
+/// it reads only the band such a device records. The wideband front end, which reads up to
+/// 8 kHz, sees the missing upper band.
+#[test]
+fn an_8_khz_copy_gives_the_same_training_features() {
+    let clean = studio_recording();
+    let narrow = Perturbation::Rate { hz: 8_000 }.apply(&clean, 0).unwrap();
+    assert_eq!(narrow.sample_rate, 8_000);
+    let robust = FrontEndConfig::robust();
+    let (a, b) = (features(&robust, &clean), features(&robust, &narrow));
+    assert!((a.frames() as i64 - b.frames() as i64).abs() <= 1);
+    let shift = mean_shift(&a, &b);
+    assert!(shift < TOLERANCE, "robust front end: shift {shift:.3}");
+    let wideband = FrontEndConfig::wideband();
+    let shift = mean_shift(&features(&wideband, &clean), &features(&wideband, &narrow));
+    assert!(
+        shift > 5.0 * TOLERANCE,
+        "wideband front end: shift only {shift:.3}"
+    );
 }

@@ -321,11 +321,12 @@ fn unreadable_audio_is_reported_per_utterance_and_the_cache_is_keyed_by_content_
         ..cfg.clone()
     };
     let third = extract_corpus(&c, &other, Some(&cache), &|| {}).unwrap();
+    let recomputed: Vec<_> = third.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(recomputed.len(), 2);
     assert!(
-        third
+        recomputed
             .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .all(|m| m.frames() == 10)
+            .all(|m| m.frames() > 1 && m.as_slice()[0] != 42.0)
     );
     wav(&r.join("Actor_01/03-01-05-01-01-01-01.wav"), 77);
     let fourth = extract_corpus(&c, &cfg, Some(&cache), &|| {}).unwrap();

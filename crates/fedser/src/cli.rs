@@ -375,7 +375,7 @@ pub struct RunFlags {
     /// Run the paper's spectral denoiser before the MFCCs (off by default; see the README).
     #[arg(long)]
     pub denoise: bool,
-    /// The training front end: robust (default), robust-fill or classic (see
+    /// The training front end: robust (default), wideband, wideband-fill or classic (see
     /// `fedser train --help`).
     #[arg(long)]
     pub front_end: Option<FrontEndChoice>,
@@ -570,11 +570,12 @@ pub struct TrainCmd {
     /// Feature normalisation: speaker, global or none.
     #[arg(long, default_value_t = Norm::Speaker)]
     pub norm: Norm,
-    /// The training front end: robust (invariant to gates, gain, DC, rates from 8 kHz,
-    /// codecs and padded silence; see the README), robust-fill (the same with the silent
-    /// margins filled up to exactly 0.5 s, for recordings cut tight around the speech) or
-    /// classic (fedser 0.1's full-band MFCC of the normalised signal). Recorded in the model
-    /// file, so evaluate and predict do the same.
+    /// The training front end: robust (the telephone band over a floor 40 dB below the peak,
+    /// trimmed to the speech: invariant to gates, gain, DC, rates from 8 kHz, codecs and
+    /// padded silence; see the README), wideband (the former default: full band, for fleets
+    /// of wideband devices), wideband-fill (wideband with the silent margins filled up to
+    /// exactly 0.5 s; `robust-fill` names it too) or classic (fedser 0.1's full-band MFCC of
+    /// the normalised signal). Recorded in the model file, so evaluate and predict do the same.
     #[arg(long, default_value = "robust")]
     pub front_end: FrontEndChoice,
     /// Cut leading and trailing silence before the MFCCs (the robust front end always does).
@@ -905,11 +906,16 @@ pub struct FrontEndArgs {
 /// A named training front end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FrontEndChoice {
-    /// Invariant to gates, gain, DC, rates, codecs and padded silence (the default).
+    /// Invariant to gates, gain, DC, rates from 8 kHz up, codecs and padded silence: the
+    /// telephone band over a floor 40 dB below the peak, trimmed to the speech (the default).
     Robust,
-    /// The robust front end with margins filled up to exactly 0.5 s of silence, for corpora
-    /// cut tight around the speech that devices will pad (costs clean UA, see the README).
-    RobustFill,
+    /// The former default: full band (0–8 kHz) over a floor 55 dB below the peak, 0.5 s
+    /// margins; for fleets of wideband devices (8 kHz recordings lose 10 to 17 points).
+    Wideband,
+    /// The wideband front end with margins filled up to exactly 0.5 s of silence, for corpora
+    /// cut tight around the speech that devices will pad (`robust-fill` before 2026-12-04).
+    #[value(alias = "robust-fill")]
+    WidebandFill,
     /// fedser 0.1's full-band MFCC of the normalised signal.
     Classic,
 }
@@ -919,7 +925,8 @@ impl FrontEndChoice {
     pub fn config(self) -> FrontEndConfig {
         match self {
             Self::Robust => FrontEndConfig::robust(),
-            Self::RobustFill => FrontEndConfig::robust_filled(),
+            Self::Wideband => FrontEndConfig::wideband(),
+            Self::WidebandFill => FrontEndConfig::wideband_filled(),
             Self::Classic => FrontEndConfig::classic(),
         }
     }
@@ -951,5 +958,28 @@ impl FrontEndArgs {
                 ..base
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// Scripts written before the telephone-band default keep the front end they named.
+    #[test]
+    fn robust_fill_still_names_the_filled_wideband_front_end() {
+        assert_eq!(
+            FrontEndChoice::from_str("robust-fill", false),
+            Ok(FrontEndChoice::WidebandFill)
+        );
+        assert_eq!(
+            FrontEndChoice::WidebandFill.config(),
+            FrontEndConfig::wideband_filled()
+        );
+        assert_ne!(
+            FrontEndChoice::Robust.config(),
+            FrontEndChoice::Wideband.config()
+        );
     }
 }
