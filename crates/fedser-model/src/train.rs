@@ -2,10 +2,12 @@
 //! validation unweighted accuracy (keeping the best epoch's weights), deterministic from the
 //! seed, and a clear error when the loss turns NaN.
 
-use burn::nn::loss::CrossEntropyLossConfig;
+use std::collections::HashMap;
+
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use fedser_core::{ConfusionMatrix, Emotion};
 use rand::SeedableRng;
@@ -182,6 +184,81 @@ pub fn train_observed(
     proximal: Option<Proximal<'_>>,
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<(EmotionModel, History), TrainError> {
+    check_settings(&model, train, val, cfg)?;
+    let device = crate::model::train_device();
+    let objective = Objective {
+        loss: CrossEntropyLossConfig::new()
+            .with_weights(Some(loss_weights(train, cfg, model.spec.n_classes)))
+            .init(&device),
+        proximal: match proximal {
+            Some(p) if p.mu > 0.0 => Some((p.mu, crate::params::reference(p.reference, &device))),
+            _ => None,
+        },
+    };
+    let mut optim = optimizer(cfg);
+    let mut streams = Streams::new(cfg.seed);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut history = History::default();
+    let mut best = BestEpoch::default();
+    let started = std::time::Instant::now();
+    let mut seen = 0usize;
+    for epoch in 1..=cfg.epochs {
+        order.shuffle(&mut streams.shuffle_and_dropout);
+        let (trained, train_loss) = train_epoch(
+            model,
+            &mut optim,
+            &objective,
+            train,
+            &order,
+            cfg,
+            epoch,
+            &mut streams,
+            &device,
+        )?;
+        model = trained;
+        seen += train.len();
+        let mut record = EpochRecord {
+            epoch,
+            train_loss,
+            val_ua: None,
+            val_accuracy: None,
+        };
+        if val.is_empty() {
+            history.best_epoch = epoch;
+        } else {
+            let cm = evaluate(&model, val, cfg.batch_size.max(64));
+            record.val_ua = Some(cm.unweighted_accuracy());
+            record.val_accuracy = Some(cm.accuracy());
+            if best.offer(cm.unweighted_accuracy(), &model)? {
+                history.best_epoch = epoch;
+            }
+        }
+        tracing::debug!(
+            "epoch {epoch}: loss {:.4} val UA {:?}",
+            record.train_loss,
+            record.val_ua
+        );
+        on_epoch(&record);
+        history.epochs.push(record);
+        if cfg.patience > 0 && best.since >= cfg.patience {
+            break;
+        }
+    }
+    history.examples_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    if let Some((_, params)) = best.kept {
+        model = model.set_params(&params)?;
+    }
+    Ok((model, history))
+}
+
+/// Refuses settings and data training cannot use: no examples, a batch size or learning rate
+/// that is not positive, a label the model has no output for.
+fn check_settings(
+    model: &EmotionModel,
+    train: &[Example],
+    val: &[Example],
+    cfg: &TrainConfig,
+) -> Result<(), TrainError> {
     if train.is_empty() {
         return Err(TrainError::Empty);
     }
@@ -201,112 +278,124 @@ pub fn train_observed(
             bad.label
         )));
     }
-    let device = crate::model::train_device();
-    let proximal = match proximal {
-        Some(p) if p.mu > 0.0 => Some((p.mu, crate::params::reference(p.reference, &device))),
-        _ => None,
-    };
-    let weights = if cfg.class_weights {
-        class_weights(train, model.spec.n_classes)
+    Ok(())
+}
+
+/// Per-class loss weights: inverse class frequency, or all ones.
+fn loss_weights(train: &[Example], cfg: &TrainConfig, classes: usize) -> Vec<f32> {
+    if cfg.class_weights {
+        class_weights(train, classes)
     } else {
-        vec![1.0; model.spec.n_classes]
-    };
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_weights(Some(weights))
-        .init(&device);
+        vec![1.0; classes]
+    }
+}
+
+/// The configured optimiser.
+fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     let decay = cfg.weight_decay as f32;
-    let mut optim = match cfg.optimizer {
-        Optimizer::Adam => AdamConfig::new()
-            .with_weight_decay((decay > 0.0).then_some(WeightDecayConfig { penalty: decay }))
-            .init(),
+    let penalty = (decay > 0.0).then_some(WeightDecayConfig { penalty: decay });
+    match cfg.optimizer {
+        Optimizer::Adam => AdamConfig::new().with_weight_decay(penalty).init(),
         Optimizer::AdamW => AdamWConfig::new().with_weight_decay(decay).init(),
         Optimizer::Sgd => SgdConfig::new()
             .with_momentum(Some(
                 MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
             ))
-            .with_weight_decay((decay > 0.0).then_some(WeightDecayConfig { penalty: decay }))
+            .with_weight_decay(penalty)
             .init(),
-    };
-    // Separate streams for shuffling and dropout, crops, and augmentation: each stays
-    // reproducible whatever the others draw.
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut crop_rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_c409);
-    let mut aug_rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_a06e);
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut history = History::default();
-    let mut best: Option<(f64, fedser_core::ParamSet)> = None;
-    let mut since_best = 0;
-    let started = std::time::Instant::now();
-    let mut seen = 0usize;
-    for epoch in 1..=cfg.epochs {
-        order.shuffle(&mut rng);
-        let (mut loss_sum, mut batches) = (0.0f64, 0usize);
-        for (b, chunk) in batches_of(&order, cfg.batch_size).enumerate() {
-            let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
-            let crop = cfg.random_crop.then_some(&mut crop_rng);
-            let aug = cfg.augment.map(|a| (a, &mut aug_rng));
-            let input = batch::input_augmented(&examples, &model.spec, crop, aug, &device);
-            let labels = batch::labels(&examples, &device);
-            let logits = model.forward(&input, Some(&mut rng));
-            let mut loss = loss_fn.forward(logits, labels);
-            let value: f32 = loss.clone().into_scalar();
-            if let Some((mu, reference)) = &proximal {
-                let term = crate::params::squared_distance(&model.net, reference)
-                    .map_err(|e| TrainError::Config(format!("proximal term: {e}")))?;
-                if let Some(term) = term {
-                    loss = loss + term.mul_scalar(0.5 * *mu);
-                }
-            }
-            if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss {
-                    epoch,
-                    batch: b + 1,
-                    value,
-                });
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model.net);
-            model.net = optim.step(cfg.learning_rate, model.net, grads);
-            loss_sum += value as f64;
-            batches += 1;
-            seen += examples.len();
+    }
+}
+
+/// What a step minimises: the weighted cross-entropy, plus FedProx's proximal term when set.
+struct Objective {
+    loss: CrossEntropyLoss,
+    proximal: Option<(f64, HashMap<String, Tensor<1>>)>,
+}
+
+/// Separate random streams for shuffling and dropout, crops, and augmentation: each stays
+/// reproducible whatever the others draw.
+struct Streams {
+    shuffle_and_dropout: StdRng,
+    crop: StdRng,
+    augment: StdRng,
+}
+
+impl Streams {
+    fn new(seed: u64) -> Self {
+        Self {
+            shuffle_and_dropout: StdRng::seed_from_u64(seed),
+            crop: StdRng::seed_from_u64(seed ^ 0x5eed_c409),
+            augment: StdRng::seed_from_u64(seed ^ 0x5eed_a06e),
         }
-        let mut record = EpochRecord {
-            epoch,
-            train_loss: loss_sum / batches.max(1) as f64,
-            val_ua: None,
-            val_accuracy: None,
-        };
-        if !val.is_empty() {
-            let cm = evaluate(&model, val, cfg.batch_size.max(64));
-            let ua = cm.unweighted_accuracy();
-            record.val_ua = Some(ua);
-            record.val_accuracy = Some(cm.accuracy());
-            if best.as_ref().is_none_or(|(b, _)| ua > *b) {
-                best = Some((ua, model.params()?));
-                history.best_epoch = epoch;
-                since_best = 0;
-            } else {
-                since_best += 1;
+    }
+}
+
+/// One pass over `order` in mini-batches; returns the model and the mean batch loss.
+#[allow(clippy::too_many_arguments)]
+fn train_epoch(
+    mut model: EmotionModel,
+    optim: &mut ModuleOptimizer,
+    objective: &Objective,
+    train: &[Example],
+    order: &[usize],
+    cfg: &TrainConfig,
+    epoch: usize,
+    streams: &mut Streams,
+    device: &Device,
+) -> Result<(EmotionModel, f64), TrainError> {
+    let (mut loss_sum, mut batches) = (0.0f64, 0usize);
+    for (b, chunk) in batches_of(order, cfg.batch_size).enumerate() {
+        let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
+        let crop = cfg.random_crop.then_some(&mut streams.crop);
+        let aug = cfg.augment.map(|a| (a, &mut streams.augment));
+        let input = batch::input_augmented(&examples, &model.spec, crop, aug, device);
+        let labels = batch::labels(&examples, device);
+        let logits = model.forward(&input, Some(&mut streams.shuffle_and_dropout));
+        let mut loss = objective.loss.forward(logits, labels);
+        let value: f32 = loss.clone().into_scalar();
+        if let Some((mu, reference)) = &objective.proximal {
+            let term = crate::params::squared_distance(&model.net, reference)
+                .map_err(|e| TrainError::Config(format!("proximal term: {e}")))?;
+            if let Some(term) = term {
+                loss = loss + term.mul_scalar(0.5 * *mu);
             }
+        }
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                epoch,
+                batch: b + 1,
+                value,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model.net);
+        model.net = optim.step(cfg.learning_rate, model.net, grads);
+        loss_sum += value as f64;
+        batches += 1;
+    }
+    Ok((model, loss_sum / batches.max(1) as f64))
+}
+
+/// Early stopping's memory: the best validation UA so far with its weights, and how many
+/// epochs have passed without beating it.
+#[derive(Default)]
+struct BestEpoch {
+    kept: Option<(f64, fedser_core::ParamSet)>,
+    since: usize,
+}
+
+impl BestEpoch {
+    /// Records an epoch's validation UA; keeps the model's weights and returns true when
+    /// it is the best so far.
+    fn offer(&mut self, ua: f64, model: &EmotionModel) -> Result<bool, TrainError> {
+        if self.kept.as_ref().is_none_or(|(b, _)| ua > *b) {
+            self.kept = Some((ua, model.params()?));
+            self.since = 0;
+            Ok(true)
         } else {
-            history.best_epoch = epoch;
-        }
-        tracing::debug!(
-            "epoch {epoch}: loss {:.4} val UA {:?}",
-            record.train_loss,
-            record.val_ua
-        );
-        on_epoch(&record);
-        history.epochs.push(record);
-        if cfg.patience > 0 && since_best >= cfg.patience {
-            break;
+            self.since += 1;
+            Ok(false)
         }
     }
-    history.examples_per_second = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    if let Some((_, params)) = best {
-        model = model.set_params(&params)?;
-    }
-    Ok((model, history))
 }
 
 /// Class probabilities for each example (evaluation mode: no dropout, batch-norm statistics).
