@@ -227,9 +227,10 @@ pub fn train_observed(
             history.best_epoch = epoch;
         } else {
             let cm = evaluate(&model, val, cfg.batch_size.max(64));
-            record.val_ua = Some(cm.unweighted_accuracy());
+            let ua = cm.unweighted_accuracy();
+            record.val_ua = Some(ua);
             record.val_accuracy = Some(cm.accuracy());
-            if best.offer(cm.unweighted_accuracy(), &model)? {
+            if best.offer(ua, &model)? {
                 history.best_epoch = epoch;
             }
         }
