@@ -65,7 +65,8 @@ impl Default for FrontEndConfig {
 /// white noise 40 dB under the peak is added to every frame before the filterbank, so whatever
 /// lies below it (a device's hiss, a gate's digital zeros, a codec's quantisation noise, faint
 /// room tone) gives the same features. Chosen by measurement on RAVDESS (−55, −50, −45 and
-/// −40 dB; see the README): −40 gave the DNN's best clean UA and both models' smallest losses.
+/// −40 dB; see the README): with the trim to the speech, −40 gave both models' best clean UA
+/// with every chain of the bar within 2 points.
 pub const ROBUST_FLOOR_DB: f64 = -40.0;
 /// Upper edge of the robust front end's mel filterbank, in Hz: what an 8 kHz (telephone-band)
 /// recording holds, so that a narrowband device and a wideband one give the same features.
@@ -86,8 +87,8 @@ impl FrontEndConfig {
     /// recorded the voice: 16 kHz, DC removed, peak-normalised (gain), silence cut at both
     /// ends down to the speech (padding), and psf-style MFCC (13 × 20 ms / 20 ms, c0 the
     /// cepstral one) of the telephone band (0–4 kHz, whatever rate a device records at) over
-    /// a noise-power floor
-    /// 40 dB below the peak (gates, digital silence, hiss, codecs, faint noise). Measured
+    /// a noise-power floor 40 dB below the peak (gates, digital silence, hiss, codecs, faint
+    /// noise). Measured
     /// against [`FrontEndConfig::wideband`] (see the README): both models within 2 points of
     /// their clean UA for every chain of the bar on RAVDESS and EMO-DB, clean UA up on RAVDESS
     /// and 1 to 2 points down on EMO-DB.
